@@ -1,0 +1,188 @@
+"""System checks for django-push settings. Ids are stable and never reused."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import AppConfig, apps
+from django.core.checks import CheckMessage, Error, Warning
+from django.utils.module_loading import import_string
+
+from django_push.conf import conf
+from django_push.protocol import ALGORITHMS
+
+
+def _is_http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _positive_number(value: object, *, integer: bool) -> bool:
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return False
+    return bool(value > 0)  # type: ignore[operator]  # int or float, checked above
+
+
+def check_publisher_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    hub = conf.PUSH_HUB
+    if hub is not None and not _is_http_url(hub):
+        errors.append(
+            Error(
+                f"PUSH_HUB must be an absolute http(s) URL, not {hub!r}.",
+                hint="Set PUSH_HUB to your hub's full URL, e.g. 'https://hub.example.com/'.",
+                id="django_push.E001",
+            )
+        )
+    return errors
+
+
+def check_subscriber_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    if conf.PUSH_DOMAIN is None and not apps.is_installed("django.contrib.sites"):
+        errors.append(
+            Error(
+                "django_push.subscriber cannot build callback URLs: PUSH_DOMAIN is not set "
+                "and django.contrib.sites is not installed.",
+                hint="Set PUSH_DOMAIN to your site's public host name, or install "
+                "django.contrib.sites and set SITE_ID.",
+                id="django_push.E002",
+            )
+        )
+    path = conf.PUSH_CREDENTIALS
+    try:
+        credentials = import_string(path)
+    except ImportError as exc:
+        errors.append(
+            Error(
+                f"PUSH_CREDENTIALS {path!r} cannot be imported: {exc}",
+                hint="Set PUSH_CREDENTIALS to the dotted path of a callable(hub_url) that "
+                "returns None or a (username, password) tuple.",
+                id="django_push.E003",
+            )
+        )
+    else:
+        if not callable(credentials):
+            errors.append(
+                Error(
+                    f"PUSH_CREDENTIALS {path!r} is not callable.",
+                    hint="Point PUSH_CREDENTIALS at a function taking the hub URL.",
+                    id="django_push.E004",
+                )
+            )
+    lease = conf.PUSH_LEASE_SECONDS
+    if lease is not None and not _positive_number(lease, integer=True):
+        errors.append(
+            Error(
+                f"PUSH_LEASE_SECONDS must be a positive integer or None, not {lease!r}.",
+                id="django_push.E005",
+            )
+        )
+    max_body = getattr(conf, "PUSH_MAX_BODY_SIZE", None)
+    if not _positive_number(max_body, integer=True):
+        errors.append(
+            Error(
+                f"PUSH_MAX_BODY_SIZE must be a positive integer, not {max_body!r}.",
+                id="django_push.E006",
+            )
+        )
+    if conf.PUSH_INSECURE_SECRETS:
+        errors.append(
+            Warning(
+                "PUSH_INSECURE_SECRETS is on: subscription secrets are sent to plain-HTTP hubs, "
+                "where anyone on the path can read them.",
+                hint="Use it for development only; keep it off in production.",
+                id="django_push.W001",
+            )
+        )
+    return errors
+
+
+def check_hub_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    hub_url = conf.PUSH_HUB_URL
+    if hub_url is not None and not _is_http_url(hub_url):
+        errors.append(
+            Error(
+                f"PUSH_HUB_URL must be an absolute http(s) URL, not {hub_url!r}.",
+                hint="Set it to the public URL of your hub endpoint, or to None.",
+                id="django_push.E101",
+            )
+        )
+    try:
+        low, default, high = conf.PUSH_HUB_LEASE_SECONDS
+        valid = 0 < low <= default <= high
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        errors.append(
+            Error(
+                "PUSH_HUB_LEASE_SECONDS must be (minimum, default, maximum) positive integers "
+                "with minimum <= default <= maximum.",
+                id="django_push.E102",
+            )
+        )
+    algorithm = conf.PUSH_HUB_SIGNATURE_ALGORITHM
+    if algorithm not in ALGORITHMS:
+        errors.append(
+            Error(
+                f"PUSH_HUB_SIGNATURE_ALGORITHM must be one of {', '.join(ALGORITHMS)}, "
+                f"not {algorithm!r}.",
+                id="django_push.E103",
+            )
+        )
+    topics = conf.PUSH_HUB_TOPICS
+    if isinstance(topics, str):
+        try:
+            import_string(topics)
+        except ImportError as exc:
+            errors.append(
+                Error(
+                    f"PUSH_HUB_TOPICS {topics!r} cannot be imported: {exc}",
+                    id="django_push.E104",
+                )
+            )
+    elif topics is not None and not callable(topics) and not isinstance(topics, (list, tuple)):
+        errors.append(
+            Error(
+                "PUSH_HUB_TOPICS must be a list of URL prefixes, a callable, a dotted path "
+                "or None.",
+                id="django_push.E104",
+            )
+        )
+    if conf.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES:
+        errors.append(
+            Warning(
+                "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES is on: the hub will fetch and deliver to "
+                "loopback and private network addresses.",
+                hint="Use it for development and tests only.",
+                id="django_push.W101",
+            )
+        )
+    return errors
+
+
+def check_common_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Settings every role reads; each app registers this, Django runs it once."""
+    timeout = conf.PUSH_TIMEOUT
+    if timeout is not None and not _positive_number(timeout, integer=False):
+        return [
+            Error(
+                f"PUSH_TIMEOUT must be a positive number of seconds or None, not {timeout!r}.",
+                id="django_push.E007",
+            )
+        ]
+    return []

@@ -1,0 +1,165 @@
+"""Every ``PUSH_*`` setting, with its default, read in one place.
+
+Each property reads Django's settings on access, so ``override_settings`` works
+without any cache to reset. Nothing else in the package reads ``PUSH_*`` names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.conf import settings
+
+from django_push.protocol import Algorithm
+
+_UNSET: Any = object()
+
+# Defaults of the hub's lease policy (WebSub 8.2 suggests leases of about 10 days).
+TEN_DAYS = 10 * 24 * 3600
+
+
+class Settings:
+    """Typed access to the ``PUSH_*`` settings; use the module-level ``conf`` instance."""
+
+    # django-push 1.1 settings ---------------------------------------------------------
+
+    @property
+    def PUSH_HUB(self) -> str | None:
+        """Default hub URL of the publisher's feeds and ``ping_hub()``."""
+        return getattr(settings, "PUSH_HUB", None)
+
+    @property
+    def PUSH_DOMAIN(self) -> str | None:
+        """Host (and port) of callback URLs; ``None`` falls back to ``django.contrib.sites``."""
+        return getattr(settings, "PUSH_DOMAIN", None)
+
+    @property
+    def PUSH_SSL_CALLBACK(self) -> bool:
+        """Build ``https://`` callback URLs."""
+        return bool(getattr(settings, "PUSH_SSL_CALLBACK", False))
+
+    @property
+    def PUSH_CREDENTIALS(self) -> str:
+        """Dotted path to ``callable(hub_url) -> None | (user, password)``."""
+        return str(
+            getattr(
+                settings,
+                "PUSH_CREDENTIALS",
+                "django_push.subscriber.utils.hub_credentials",
+            )
+        )
+
+    @property
+    def PUSH_LEASE_SECONDS(self) -> int | None:
+        """Lease asked when ``subscribe()`` is given none; ``None`` lets the hub choose."""
+        return getattr(settings, "PUSH_LEASE_SECONDS", None)
+
+    @property
+    def PUSH_TIMEOUT(self) -> float | None:
+        """Seconds to wait for any outbound request; ``None`` means the 30 s safety default."""
+        return getattr(settings, "PUSH_TIMEOUT", None)
+
+    # Added in 2.0 -----------------------------------------------------------------------
+
+    @property
+    def timeout(self) -> float:
+        """The effective timeout: 1.1 had none by default, 2.0 never waits forever."""
+        value = self.PUSH_TIMEOUT
+        return 30.0 if value is None else float(value)
+
+    @property
+    def PUSH_INSECURE_SECRETS(self) -> bool:
+        """Send ``hub.secret`` to plain-HTTP hubs too (development and tests only)."""
+        return bool(getattr(settings, "PUSH_INSECURE_SECRETS", False))
+
+    @property
+    def PUSH_MAX_BODY_SIZE(self) -> int:
+        """Largest content distribution body the callback view accepts, in bytes."""
+        return int(getattr(settings, "PUSH_MAX_BODY_SIZE", 10 * 1024 * 1024))
+
+    @property
+    def PUSH_TASK_BACKEND(self) -> str:
+        """Alias in ``TASKS`` of the backend that runs django-push's background work."""
+        return str(getattr(settings, "PUSH_TASK_BACKEND", "default"))
+
+    @property
+    def PUSH_RENEW_BEFORE(self) -> int:
+        """Renew subscriptions whose lease ends within this many seconds."""
+        return int(getattr(settings, "PUSH_RENEW_BEFORE", 24 * 3600))
+
+    @property
+    def PUSH_RENEW_INTERVAL(self) -> int:
+        """Seconds between two runs of the self-scheduling lease renewal task."""
+        return int(getattr(settings, "PUSH_RENEW_INTERVAL", 3600))
+
+    # Hub --------------------------------------------------------------------------------
+
+    @property
+    def PUSH_HUB_URL(self) -> str | None:
+        """Public URL of this site's hub, sent as ``rel="hub"`` with every delivery.
+
+        ``None`` builds it from the request that reached the hub endpoint.
+        """
+        return getattr(settings, "PUSH_HUB_URL", None)
+
+    @property
+    def PUSH_HUB_LEASE_SECONDS(self) -> tuple[int, int, int]:
+        """``(minimum, default, maximum)`` lease the hub grants."""
+        low, default, high = getattr(
+            settings, "PUSH_HUB_LEASE_SECONDS", (3600, TEN_DAYS, 3 * TEN_DAYS)
+        )
+        return int(low), int(default), int(high)
+
+    @property
+    def PUSH_HUB_TOPICS(self) -> Sequence[str] | Callable[[str], bool] | str | None:
+        """Which topics may be published and subscribed to.
+
+        A list of URL prefixes, a callable ``(url) -> bool``, a dotted path to one,
+        or ``None`` to allow topics on this site's own hosts (``ALLOWED_HOSTS``).
+        """
+        return getattr(settings, "PUSH_HUB_TOPICS", None)
+
+    @property
+    def PUSH_HUB_ALLOW_PRIVATE_ADDRESSES(self) -> bool:
+        """Allow callbacks and topics on loopback, private, link-local or multicast addresses."""
+        return bool(getattr(settings, "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES", False))
+
+    @property
+    def PUSH_HUB_SIGNATURE_ALGORITHM(self) -> Algorithm:
+        """Algorithm of ``X-Hub-Signature`` on deliveries."""
+        value: Algorithm = getattr(settings, "PUSH_HUB_SIGNATURE_ALGORITHM", "sha256")
+        return value
+
+    @property
+    def PUSH_HUB_MAX_CONTENT_SIZE(self) -> int:
+        """Largest topic body the hub fetches and stores, in bytes."""
+        return int(getattr(settings, "PUSH_HUB_MAX_CONTENT_SIZE", 5 * 1024 * 1024))
+
+    @property
+    def PUSH_HUB_BATCH_SIZE(self) -> int:
+        """Subscriptions delivered by one fan-out task."""
+        return int(getattr(settings, "PUSH_HUB_BATCH_SIZE", 500))
+
+    @property
+    def PUSH_HUB_CONCURRENCY(self) -> int:
+        """Deliveries in flight at once within one fan-out task."""
+        return int(getattr(settings, "PUSH_HUB_CONCURRENCY", 100))
+
+    @property
+    def PUSH_HUB_RETRY_HORIZON(self) -> int:
+        """Seconds after the first failure during which a delivery is retried."""
+        return int(getattr(settings, "PUSH_HUB_RETRY_HORIZON", 24 * 3600))
+
+    @property
+    def PUSH_HUB_RETRY_BASE(self) -> float:
+        """First back-off delay in seconds; each retry doubles it (with jitter)."""
+        return float(getattr(settings, "PUSH_HUB_RETRY_BASE", 30.0))
+
+    @property
+    def PUSH_HUB_CLAIM_SECONDS(self) -> int:
+        """How long a worker's claim on pending work lasts before the sweeper takes it back."""
+        return int(getattr(settings, "PUSH_HUB_CLAIM_SECONDS", 300))
+
+
+conf = Settings()

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class HubConfig(AppConfig):
+    name = "django_push.hub"
+    label = "push_hub"
+    verbose_name = "WebSub hub"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from django_push import checks as push_checks
+
+        checks.register(push_checks.check_hub_settings)
+        checks.register(push_checks.check_common_settings)

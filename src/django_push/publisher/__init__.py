@@ -1,0 +1,71 @@
+"""Publisher: tell hubs that a topic changed.
+
+``ping_hub()`` sends at once, like 1.1; ``publish_on_commit()`` defers the ping until the
+current transaction commits and runs it as a background task.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from django_push import http, protocol
+from django_push.conf import conf
+from django_push.exceptions import FetchError, PingError
+
+logger = logging.getLogger("django_push")
+
+__all__ = ["PingError", "aping_hub", "ping_hub", "publish_on_commit"]
+
+
+async def aping_hub(url: str, hub_url: str | None = None) -> http.Response:
+    """Tell ``hub_url`` (default ``PUSH_HUB``) that ``url`` has new content.
+
+    Sends ``hub.mode=publish`` with both ``hub.url`` and ``hub.topic`` (hubs differ on which
+    they read). Returns the hub's response on any 2xx; raises :class:`PingError` otherwise,
+    naming the hub, the status and the hub's reason.
+    """
+    hub = hub_url or conf.PUSH_HUB
+    if not hub:
+        raise ValueError("Specify hub_url or set the PUSH_HUB setting.")
+    data = [
+        (protocol.MODE, protocol.PUBLISH),
+        (protocol.URL, url),
+        (protocol.TOPIC, url),
+    ]
+    try:
+        response = await http.post_form(hub, data)
+    except FetchError as exc:
+        logger.error("Ping of hub %s for %s failed: %s", hub, url, exc.reason)
+        raise PingError(hub, None, exc.reason) from exc
+    if not response.ok:
+        reason = response.text.strip()[:500] or "(empty body)"
+        logger.error("Hub %s refused the ping for %s: %s %s", hub, url, response.status, reason)
+        raise PingError(hub, response.status, reason)
+    logger.info("Pinged hub %s for %s (%s)", hub, url, response.status)
+    return response
+
+
+def ping_hub(url: str, hub_url: str | None = None) -> http.Response:
+    """Synchronous :func:`aping_hub`, with 1.1's signature."""
+    return async_to_sync(aping_hub)(url, hub_url)
+
+
+def publish_on_commit(url: str, hub_url: str | None = None, *, using: str | None = None) -> None:
+    """Ping the hub from a background task once the current transaction commits.
+
+    Call it from a model's ``publish()``: the hub never fetches a topic that does not yet
+    show the new content, and a rolled-back transaction pings nobody.
+    """
+    hub = hub_url or conf.PUSH_HUB
+    if not hub:
+        raise ValueError("Specify hub_url or set the PUSH_HUB setting.")
+
+    def enqueue() -> None:
+        from django_push.publisher.tasks import ping_hub_task
+
+        ping_hub_task.using(backend=conf.PUSH_TASK_BACKEND).enqueue(url, hub)
+
+    transaction.on_commit(enqueue, using=using)

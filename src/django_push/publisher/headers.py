@@ -1,0 +1,74 @@
+"""WebSub discovery for any view: ``Link: <hub>; rel="hub"`` and ``<topic>; rel="self"`` (P-2)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from django.http import HttpRequest, HttpResponseBase
+
+from django_push.conf import conf
+from django_push.links import format_links
+
+ViewFunc = TypeVar("ViewFunc", bound=Callable[..., HttpResponseBase])
+
+
+def add_link_headers(
+    response: HttpResponseBase, *, hubs: str | Iterable[str] | None, self_url: str
+) -> HttpResponseBase:
+    """Add one ``Link`` header naming ``hubs`` and the canonical ``self_url`` to ``response``."""
+    hub_list = [hubs] if isinstance(hubs, str) else list(hubs or [])
+    links = [(hub, "hub") for hub in hub_list] + [(self_url, "self")]
+    existing = response.headers.get("Link")
+    value = format_links(links)
+    response.headers["Link"] = f"{existing}, {value}" if existing else value
+    return response
+
+
+def hub_links(
+    hub: str | Iterable[str] | None = None,
+    *,
+    self_url: str | Callable[[HttpRequest], str] | None = None,
+) -> Callable[[ViewFunc], ViewFunc]:
+    """Decorate a view so that its responses advertise a hub and their topic URL.
+
+    ``hub`` defaults to ``PUSH_HUB``; ``self_url`` defaults to the request's absolute URL
+    and may be a callable taking the request.
+    """
+
+    def decorator(view: ViewFunc) -> ViewFunc:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            response = view(request, *args, **kwargs)
+            return add_link_headers(
+                response,
+                hubs=hub if hub is not None else conf.PUSH_HUB,
+                self_url=_self_url(request, self_url),
+            )
+
+        return wrapper  # type: ignore[return-value]  # same signature as ``view``
+
+    return decorator
+
+
+class HubLinksMixin:
+    """Class-based-view twin of :func:`hub_links`: set ``hub`` or override ``get_hub()``."""
+
+    hub: str | Iterable[str] | None = None
+
+    def get_hub(self) -> str | Iterable[str] | None:
+        return self.hub if self.hub is not None else conf.PUSH_HUB
+
+    def get_self_url(self, request: HttpRequest) -> str:
+        return request.build_absolute_uri()
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response: HttpResponseBase = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        return add_link_headers(response, hubs=self.get_hub(), self_url=self.get_self_url(request))
+
+
+def _self_url(request: HttpRequest, self_url: str | Callable[[HttpRequest], str] | None) -> str:
+    if callable(self_url):
+        return self_url(request)
+    return self_url or request.build_absolute_uri()

@@ -1,0 +1,1 @@
+"""Subscriber: subscribe to topics at WebSub hubs and receive their content."""

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from django_push.exceptions import PushError
+from django_push.subscriber.models import Subscription
+
+
+class ExpirationFilter(admin.SimpleListFilter):
+    title = _("Expired")
+    parameter_name = "expired"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("true", _("Yes")), ("false", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        if self.value() == "true":
+            return queryset.filter(lease_expiration__lte=timezone.now())
+        if self.value() == "false":
+            return queryset.filter(lease_expiration__gt=timezone.now())
+        return None
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "short_topic",
+        "hub",
+        "verified",
+        "pending",
+        "expired",
+        "lease_expiration",
+        "last_notification_at",
+        "denied_at",
+    ]
+    list_filter = ["verified", ExpirationFilter, "pending", "hub"]
+    search_fields = ["topic", "hub"]
+    readonly_fields = [
+        "callback_url",
+        "pending",
+        "lease_seconds",
+        "requested_at",
+        "denied_at",
+        "denied_reason",
+        "last_error",
+        "last_notification_at",
+    ]
+    fields = ["hub", "topic", "verified", "lease_expiration", *readonly_fields]
+    actions = ["renew", "unsubscribe"]
+
+    @admin.display(description=_("topic"), ordering="topic")
+    def short_topic(self, obj: Subscription) -> str:
+        return obj.truncated_topic()
+
+    @admin.display(description=_("expired"), boolean=True)
+    def expired(self, obj: Subscription) -> bool:
+        return obj.has_expired()
+
+    @admin.action(description=_("Renew selected subscriptions"))
+    def renew(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        self._run(request, queryset, "subscribe", _("renewed"))
+
+    @admin.action(description=_("Unsubscribe from selected topics"))
+    def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        self._run(request, queryset, "unsubscribe", _("asked to unsubscribe"))
+
+    def _run(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Subscription],
+        method: str,
+        done: Any,
+    ) -> None:
+        succeeded = 0
+        for subscription in queryset:
+            try:
+                getattr(subscription, method)()
+            except PushError as exc:
+                self.message_user(request, f"{subscription}: {exc}", messages.ERROR)
+            else:
+                succeeded += 1
+        if succeeded:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d subscription %(done)s.",
+                    "%(count)d subscriptions %(done)s.",
+                    succeeded,
+                )
+                % {"count": succeeded, "done": done},
+                messages.SUCCESS,
+            )
+
+
+# 1.1 exported this name (with its typo); keep it importable.
+SubscriptionAmin = SubscriptionAdmin

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class SubscriberConfig(AppConfig):
+    name = "django_push.subscriber"
+    # The label and the AutoField keep a django-push 1.1 database free of pending migrations.
+    label = "subscriber"
+    default_auto_field = "django.db.models.AutoField"
+    verbose_name = "WebSub subscriptions"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from django_push import checks as push_checks
+
+        checks.register(push_checks.check_subscriber_settings)
+        checks.register(push_checks.check_common_settings)

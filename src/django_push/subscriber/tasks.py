@@ -1,0 +1,73 @@
+"""Background work of the subscriber: requests to hubs and lease renewal."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.utils import timezone
+
+from django_push.conf import conf
+from django_push.exceptions import PushError
+from django_push.tasks import task
+
+logger = logging.getLogger("django_push")
+
+
+@task()
+def subscribe_task(pk: int, lease_seconds: int | None = None) -> int | None:
+    """Send the subscription request of row ``pk``; a refusal fails the task."""
+    from django_push.subscriber.models import Subscription
+
+    subscription = Subscription.objects.filter(pk=pk).first()
+    if subscription is None:
+        logger.warning("Subscription %s vanished before its request was sent", pk)
+        return None
+    return subscription.subscribe(lease_seconds).status
+
+
+@task()
+def unsubscribe_task(pk: int) -> int | None:
+    from django_push.subscriber.models import Subscription
+
+    subscription = Subscription.objects.filter(pk=pk).first()
+    if subscription is None:
+        return None
+    return subscription.unsubscribe().status
+
+
+def renew_expiring(within: float | None = None) -> tuple[int, int]:
+    """Renew every verified subscription whose lease ends within ``within`` seconds.
+
+    Returns ``(renewed, failed)``; failures are logged and kept in ``last_error``.
+    """
+    from django_push.subscriber.models import Subscription
+
+    renewed = failed = 0
+    for subscription in Subscription.objects.expiring(within).iterator():
+        try:
+            subscription.subscribe()
+        except PushError:
+            failed += 1
+        else:
+            renewed += 1
+    return renewed, failed
+
+
+@task()
+def renew_leases_task(reschedule: bool = True) -> list[int]:
+    """Renew expiring leases, then schedule the next run ``PUSH_RENEW_INTERVAL`` from now."""
+    renewed, failed = renew_expiring()
+    logger.info("Lease renewal: %s renewed, %s failed", renewed, failed)
+    if reschedule:
+        run_after = timezone.now() + datetime.timedelta(seconds=conf.PUSH_RENEW_INTERVAL)
+        task_ = renew_leases_task.using(backend=conf.PUSH_TASK_BACKEND)
+        if task_.get_backend().supports_defer:
+            task_.using(run_after=run_after).enqueue(True)
+        else:
+            logger.warning(
+                "Task backend %r cannot defer tasks: lease renewal is not rescheduled; "
+                "run the renew_subscriptions command from cron instead",
+                conf.PUSH_TASK_BACKEND,
+            )
+    return [renewed, failed]

@@ -1,0 +1,104 @@
+"""Settings for the test suite. The database and task backend come from the environment:
+
+- ``PUSH_TEST_DB=postgres`` uses PostgreSQL on 127.0.0.1:5432 (database ``test``); SQLite otherwise.
+- ``PUSH_TEST_TASKS=db`` uses django-tasks-db, ``rq`` uses django-tasks-rq on Redis
+  (127.0.0.1:6379); the immediate backend otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.util import find_spec
+from typing import Any
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+_DB = os.environ.get("PUSH_TEST_DB", "sqlite")
+DATABASES: dict[str, dict[str, Any]]
+if _DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "NAME": os.environ.get("PGDATABASE", "test"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("PUSH_TEST_SQLITE", ":memory:"),
+            "TEST": {"NAME": os.environ.get("PUSH_TEST_SQLITE") or None},
+        }
+    }
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.sites",
+    "django_push.publisher",
+    "django_push.subscriber",
+    "django_push.hub",
+    "tests.testapp",
+]
+if not find_spec("django.tasks"):  # the backport, on Django 5.2
+    INSTALLED_APPS.append("django_tasks")
+
+_TASKS = os.environ.get("PUSH_TEST_TASKS", "immediate")
+_IMMEDIATE = (
+    "django.tasks.backends.immediate.ImmediateBackend"
+    if find_spec("django.tasks")
+    else "django_tasks.backends.immediate.ImmediateBackend"
+)
+TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": _IMMEDIATE}}
+if _TASKS == "db":
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+elif _TASKS == "rq":
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    RQ_QUEUES = {"default": {"URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9")}}
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+SITE_ID = 1
+PUSH_DOMAIN = "testserver.com"
+# Tests run hubs and subscribers on 127.0.0.1 over plain HTTP.
+PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
+PUSH_TIMEOUT = 5
+SILENCED_SYSTEM_CHECKS = ["django_push.W101"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django_push": {"level": "DEBUG"}},
+}

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from django_push.publisher.feeds import Feed, HubRss201rev2Feed
+from django_push.publisher.headers import hub_links
+
+
+class BlogFeed(Feed):
+    title = "Blog"
+    link = "/blog/"
+
+    def items(self):
+        return [{"title": "First post", "link": "/blog/1/"}]
+
+    def item_title(self, item):
+        return item["title"]
+
+    def item_link(self, item):
+        return item["link"]
+
+    def item_description(self, item):
+        return item["title"]
+
+
+class CustomHubFeed(BlogFeed):
+    hub = "http://hub.example.com"
+
+
+class DynamicHubFeed(BlogFeed):
+    def get_hub(self, obj):
+        return "http://dynamic-hub.example.com"
+
+
+class BlogRssFeed(BlogFeed):
+    feed_type = HubRss201rev2Feed
+
+
+@hub_links()
+def page(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("<html><head><title>page</title></head><body>hi</body></html>")
+
+
+def text_topic(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("plain text topic", content_type="text/plain; charset=utf-8")

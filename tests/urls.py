@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from tests.testapp import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("subscriber/", include("django_push.subscriber.urls")),
+    path("hub/", include("django_push.hub.urls")),
+    path("feed/", views.BlogFeed(), name="feed"),
+    path("custom-hub-feed/", views.CustomHubFeed(), name="custom_hub_feed"),
+    path("dynamic-hub-feed/", views.DynamicHubFeed(), name="dynamic_hub_feed"),
+    path("rss/", views.BlogRssFeed(), name="rss_feed"),
+    path("page/", views.page, name="page"),
+    path("topic.txt", views.text_topic, name="text_topic"),
+]
