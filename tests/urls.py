@@ -10,6 +10,7 @@ urlpatterns = [
     path("subscriber/", include("django_push.subscriber.urls")),
     path("hub/", include("django_push.hub.urls")),
     path("feed/", views.BlogFeed(), name="feed"),
+    path("mymodel/feed/", views.MyFeed(), name="feed_for_mymodel"),
     path("custom-hub-feed/", views.CustomHubFeed(), name="custom_hub_feed"),
     path("dynamic-hub-feed/", views.DynamicHubFeed(), name="dynamic_hub_feed"),
     path("rss/", views.BlogRssFeed(), name="rss_feed"),

@@ -7,6 +7,7 @@ hub cannot be turned against the network it runs in.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import socket
 from collections.abc import Mapping, Sequence
@@ -180,7 +181,8 @@ async def request(
         "max_redirects": MAX_REDIRECTS,
     }
     if auth is not None:
-        kwargs["auth"] = aiohttp.BasicAuth(*auth)
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        kwargs["headers"]["Authorization"] = f"Basic {token}"
     try:
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url, guard=guard)

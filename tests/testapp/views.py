@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse
 
 from django_push.publisher.feeds import Feed, HubRss201rev2Feed
 from django_push.publisher.headers import hub_links
+from tests.testapp.models import MyModel
 
 
 class BlogFeed(Feed):
@@ -21,6 +22,23 @@ class BlogFeed(Feed):
 
     def item_description(self, item):
         return item["title"]
+
+
+class MyFeed(Feed):
+    title = "My Feed"
+    link = "/mymodel/"
+
+    def items(self):
+        return MyModel.objects.filter(published=True)
+
+    def item_title(self, item):
+        return item.title
+
+    def item_link(self, item):
+        return f"/mymodel/{item.pk}/"
+
+    def item_description(self, item):
+        return item.title
 
 
 class CustomHubFeed(BlogFeed):
