@@ -17,3 +17,13 @@ def live_domain(live_server, settings):
     """Point callback URLs at the live Django server, so real hubs can call back."""
     settings.PUSH_DOMAIN = live_server.url.removeprefix("http://")
     return live_server
+
+
+@pytest.fixture
+def unused_tcp_port():
+    """A port on 127.0.0.1 that nobody listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,362 @@
+"""The callback view: verification of intent (5.3), denial (5.2), content distribution (7)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from django_push import signatures
+from django_push.subscriber.models import Subscription
+from django_push.subscriber.signals import updated
+from django_push.subscriber.views import CallbackView
+
+pytestmark = pytest.mark.django_db
+TOPIC = "http://example.com/feed"
+
+
+@pytest.fixture
+def received():
+    calls = []
+
+    def receiver(sender, **kwargs):
+        calls.append((sender, kwargs))
+
+    updated.connect(receiver)
+    yield calls
+    updated.disconnect(receiver)
+
+
+def make(**fields):
+    defaults = {"topic": TOPIC, "hub": "http://hub.example.com"}
+    return Subscription.objects.create(**{**defaults, **fields})
+
+
+def active(**fields):
+    return make(
+        verified=True, lease_expiration=timezone.now() + datetime.timedelta(days=1), **fields
+    )
+
+
+def verify(client, sub, **params):
+    return client.get(reverse("subscriber_callback", args=[sub.pk]), params)
+
+
+def deliver(client, sub, body=b"foo", **headers):
+    url = reverse("subscriber_callback", args=[sub.pk])
+    return client.post(url, data=body, content_type="text/plain", headers=headers)
+
+
+# Verification of intent --------------------------------------------------------------
+
+
+def test_subscribe_verification_over_http(live_server):
+    sub = make(pending="subscribe")
+    query = urlencode(
+        {
+            "hub.mode": "subscribe",
+            "hub.topic": TOPIC,
+            "hub.challenge": "c-1_2.3",
+            "hub.lease_seconds": "864000",
+        }
+    )
+    url = f"{live_server.url}/subscriber/{sub.pk}/?{query}"
+    with urllib.request.urlopen(url) as response:
+        assert response.status == 200
+        assert response.read() == b"c-1_2.3"
+        assert response.headers["Content-Type"].startswith("text/plain")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"  # S-13
+    sub.refresh_from_db()
+    assert sub.verified and sub.pending == ""
+    assert sub.lease_seconds == 864000
+    delta = sub.lease_expiration - timezone.now()
+    assert abs(delta.total_seconds() - 864000) < 5  # S-14: the hub's lease is stored
+
+
+def test_verification_of_unknown_subscription_is_404(client):
+    response = client.get("/subscriber/999/", {"hub.mode": "subscribe", "hub.topic": TOPIC})
+    assert response.status_code == 404
+
+
+def test_wrong_topic_is_404_and_leaves_pending_request(client):
+    sub = make(pending="subscribe")
+    params = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC + "x",
+        "hub.challenge": "c",
+        "hub.lease_seconds": "5",
+    }
+    response = verify(client, sub, **params)
+    assert response.status_code == 404  # S-12, websub.rocks 205
+    sub.refresh_from_db()
+    assert sub.pending == "subscribe" and not sub.verified
+
+
+def test_unknown_mode_is_404(client):
+    sub = make(pending="subscribe")
+    response = verify(
+        client, sub, **{"hub.mode": "bogus", "hub.topic": TOPIC, "hub.challenge": "c"}
+    )
+    assert response.status_code == 404
+
+
+def test_missing_parameters_are_400_with_reason(client):
+    response = verify(client, make())
+    assert response.status_code == 400
+    assert response.content == b"Missing parameters: hub.mode, hub.topic"
+    sub = make(topic="http://example.com/other", pending="subscribe")
+    response = verify(client, sub, **{"hub.mode": "subscribe", "hub.topic": sub.topic})
+    assert response.content == b"Missing parameters: hub.challenge"
+
+
+@pytest.mark.parametrize(
+    ("lease", "status", "reason"),
+    [
+        (None, 400, b"Missing hub.lease_seconds parameter"),
+        ("12a", 400, b"hub.lease_seconds must be an integer"),
+    ],
+)
+def test_bad_lease_on_verification(client, lease, status, reason):
+    sub = make(pending="subscribe")
+    params = {"hub.mode": "subscribe", "hub.topic": TOPIC, "hub.challenge": "c"}
+    if lease is not None:
+        params["hub.lease_seconds"] = lease
+    response = verify(client, sub, **params)
+    assert (response.status_code, response.content) == (status, reason)
+    sub.refresh_from_db()
+    assert not sub.verified
+
+
+def test_too_long_challenge_is_refused(client):
+    sub = make(pending="subscribe")
+    params = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c" * 2000,
+        "hub.lease_seconds": "1",
+    }
+    assert verify(client, sub, **params).status_code == 400
+
+
+def test_unrequested_subscribe_verification_is_404(client):
+    sub = make()  # nothing pending, not verified
+    params = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": "5",
+    }
+    assert verify(client, sub, **params).status_code == 404
+    sub.refresh_from_db()
+    assert not sub.verified
+
+
+def test_hub_reverification_of_active_subscription_renews_lease(client):
+    # C-4: a 0.3-style hub re-verifies an active subscription before it expires.
+    sub = active()
+    params = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": "7200",
+    }
+    response = verify(client, sub, **params)
+    assert response.status_code == 200
+    sub.refresh_from_db()
+    assert sub.lease_seconds == 7200
+
+
+def test_unrequested_unsubscribe_is_404_and_keeps_the_row(client):
+    sub = active()
+    response = verify(
+        client, sub, **{"hub.mode": "unsubscribe", "hub.topic": TOPIC, "hub.challenge": "c"}
+    )
+    assert response.status_code == 404
+    assert Subscription.objects.filter(pk=sub.pk).exists()
+
+
+def test_requested_unsubscribe_deletes_the_row(client):
+    sub = active(pending="unsubscribe")
+    response = verify(
+        client, sub, **{"hub.mode": "unsubscribe", "hub.topic": TOPIC, "hub.challenge": "bye"}
+    )
+    assert (response.status_code, response.content) == (200, b"bye")
+    assert not Subscription.objects.filter(pk=sub.pk).exists()
+
+
+def test_subscribe_verification_while_unsubscribe_pending_is_404(client):
+    sub = active(pending="unsubscribe")
+    params = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": "5",
+    }
+    assert verify(client, sub, **params).status_code == 404
+
+
+def test_legacy_verify_token_must_match(client):
+    sub = make(pending="subscribe", verify_token="tok")
+    params = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": "5",
+    }
+    assert verify(client, sub, **params, **{"hub.verify_token": "nope"}).status_code == 404
+    assert verify(client, sub, **params, **{"hub.verify_token": "tok"}).status_code == 200
+
+
+def test_denial_is_recorded(client, caplog):
+    sub = make(pending="subscribe")
+    response = verify(
+        client, sub, **{"hub.mode": "denied", "hub.topic": TOPIC, "hub.reason": "not on my watch"}
+    )
+    assert response.status_code == 200  # S-15, no challenge needed
+    sub.refresh_from_db()
+    assert not sub.verified and sub.pending == ""
+    assert sub.denied_reason == "not on my watch"
+    assert sub.denied_at is not None
+    assert "not on my watch" in caplog.text
+
+
+# Content distribution ----------------------------------------------------------------
+
+
+def test_content_without_secret_fires_signal(client, received):
+    sub = active()
+    response = deliver(client, sub, b"foo")
+    assert response.status_code == 200
+    [(sender, kwargs)] = received
+    assert sender == sub
+    assert kwargs["notification"] == b"foo"
+    assert kwargs["links"] is None
+    assert kwargs["request"].body == b"foo"
+    sub.refresh_from_db()
+    assert sub.last_notification_at is not None
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha384", "sha512"])
+def test_valid_signatures_over_http(live_server, received, algorithm):
+    sub = active(secret="lol")
+    body = b"<feed>signed</feed>"
+    request = urllib.request.Request(
+        f"{live_server.url}/subscriber/{sub.pk}/",
+        data=body,
+        headers={
+            "X-Hub-Signature": signatures.sign("lol", body, algorithm),
+            "Content-Type": "text/xml",
+        },
+    )
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
+    assert [kwargs["notification"] for _, kwargs in received] == [body]
+
+
+@pytest.mark.parametrize("header", ["sha1=deadbeef", "md5=abc", "sha256", "", "sha256=" + "0" * 64])
+def test_wrong_signature_is_dropped_with_2xx_and_logged(client, received, caplog, header):
+    sub = active(secret="lol")
+    with caplog.at_level(logging.WARNING, logger="django_push"):
+        response = deliver(client, sub, b"foo", X_Hub_Signature=header)
+    if header:
+        assert response.status_code == 200  # S-20: nothing to learn by probing
+    else:
+        assert response.status_code == 400  # an empty header is a missing signature
+    assert received == []
+    assert caplog.records
+    expected = signatures.sign("lol", b"foo", "sha1").split("=")[1]
+    assert expected not in caplog.text  # 1.1 logged the expected digest
+
+
+def test_missing_signature_with_secret_is_4xx(client, received):
+    response = deliver(client, active(secret="lol"), b"foo")
+    assert response.status_code == 400  # S-21, websub.rocks 302
+    assert received == []
+
+
+def test_unverified_or_expired_subscription_gets_no_signal(client, received):
+    expired = make(verified=True, lease_expiration=timezone.now() - datetime.timedelta(seconds=1))
+    unverified = make(topic="http://example.com/2", pending="subscribe")
+    assert deliver(client, expired).status_code == 410
+    assert deliver(client, unverified).status_code == 410
+    assert received == []
+
+
+def test_unknown_callback_is_404(client, received):
+    assert (
+        client.post("/subscriber/424242/", data=b"x", content_type="text/plain").status_code == 404
+    )
+
+
+def test_body_over_limit_is_413_and_touches_nothing(client, received, settings):
+    settings.PUSH_MAX_BODY_SIZE = 10
+    sub = active()
+    response = deliver(client, sub, b"x" * 11)
+    assert response.status_code == 413
+    assert received == []
+    sub.refresh_from_db()
+    assert sub.last_notification_at is None
+
+
+def test_body_over_django_upload_limit_is_413(client, received, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 5
+    settings.PUSH_MAX_BODY_SIZE = 100
+    assert deliver(client, active(), b"x" * 50).status_code == 413
+    assert received == []
+
+
+def test_links_are_parsed_and_malformed_links_do_not_raise(client, received):
+    sub = active()
+    deliver(
+        client,
+        sub,
+        Link='<http://hub.example.com/>; rel="hub", <http://example.com/feed>; rel="self"',
+    )
+    deliver(client, sub, Link='garbage, <unterminated; rel="self", ;;;')
+    first, second = (kwargs["links"] for _, kwargs in received)
+    assert {"url": "http://example.com/feed", "rel": "self"} in first
+    assert {"url": "http://hub.example.com/", "rel": "hub"} in first
+    assert isinstance(second, list)
+
+
+def test_subscription_identified_by_callback_not_link_header(client, received):
+    # S-19: the Link header's self URL may differ from the subscribed topic.
+    sub = active()
+    deliver(client, sub, Link='<http://elsewhere.example/>; rel="self"')
+    assert received[0][0] == sub
+
+
+def test_handle_subscription_hook(client, settings):
+    seen = {}
+
+    class Hook(CallbackView):
+        def handle_subscription(self):
+            seen.update(request=self.request, subscription=self.subscription, links=self.links)
+
+    sub = active()
+    request = (
+        __import__("django.test", fromlist=["RequestFactory"])
+        .RequestFactory()
+        .post(
+            "/",
+            data=b"body",
+            content_type="text/plain",
+            headers={"Link": '<http://x/>; rel="self"'},
+        )
+    )
+    response = Hook.as_view()(request, pk=sub.pk)
+    assert response.status_code == 200
+    assert seen["subscription"] == sub
+    assert seen["request"].body == b"body"
+    assert seen["links"] == [{"url": "http://x/", "rel": "self"}]
+
+
+def test_other_methods_are_not_allowed(client):
+    sub = active()
+    assert client.put(reverse("subscriber_callback", args=[sub.pk])).status_code == 405

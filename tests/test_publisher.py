@@ -1,0 +1,211 @@
+"""Publisher: hub and self links in feeds and headers (P-2, P-3), pings (P-7)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from django.views.generic import View
+
+from django_push.exceptions import PingError
+from django_push.links import parse_links
+from django_push.publisher import aping_hub, ping_hub, publish_on_commit
+from django_push.publisher.headers import HubLinksMixin, add_link_headers, hub_links
+from tests.servers import Reply
+
+pytestmark = pytest.mark.django_db
+
+
+def link_rels(response):
+    return {(link["rel"], link["url"]) for link in parse_links(response.headers.get("Link"))}
+
+
+def test_atom_feed_declares_hub_and_self(client, settings):
+    settings.PUSH_HUB = "https://hub.example.com/"
+    response = client.get("/feed/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        '<link href="https://hub.example.com/" rel="hub"' in body
+        or 'rel="hub" href="https://hub.example.com/"' in body
+    )
+    # P-3: the hub link sits in <feed>, after the root elements and before the first entry.
+    assert body.index('rel="hub"') < body.index("<entry>")
+    assert 'rel="self"' in body
+    assert link_rels(response) == {
+        ("hub", "https://hub.example.com/"),
+        ("self", "http://example.com/feed/"),
+    }
+
+
+def test_link_headers_on_head(client, settings):
+    settings.PUSH_HUB = "https://hub.example.com/"
+    response = client.head("/feed/")
+    assert ("hub", "https://hub.example.com/") in link_rels(response)
+
+
+def test_feed_without_hub_renders_without_hub_link(client, settings):
+    settings.PUSH_HUB = None
+    response = client.get("/feed/")
+    assert response.status_code == 200
+    assert 'rel="hub"' not in response.content.decode()
+    assert link_rels(response) == {("self", "http://example.com/feed/")}
+
+
+def test_hub_attribute_and_get_hub_win_over_setting(client, settings):
+    settings.PUSH_HUB = "https://default.example.com/"
+    assert ("hub", "http://hub.example.com") in link_rels(client.get("/custom-hub-feed/"))
+    assert ("hub", "http://dynamic-hub.example.com") in link_rels(client.get("/dynamic-hub-feed/"))
+
+
+def test_rss_feed_declares_hub_with_atom_link(client, settings):
+    settings.PUSH_HUB = "https://hub.example.com/"
+    body = client.get("/rss/").content.decode()
+    assert '<atom:link rel="hub" href="https://hub.example.com/"' in body or (
+        'atom:link href="https://hub.example.com/" rel="hub"' in body
+    )
+    assert 'xmlns:atom="http://www.w3.org/2005/Atom"' in body
+
+
+def test_hub_links_decorator_on_any_view(client, settings):
+    settings.PUSH_HUB = "https://hub.example.com/"
+    response = client.get("/page/")
+    assert link_rels(response) == {
+        ("hub", "https://hub.example.com/"),
+        ("self", "http://testserver/page/"),
+    }
+
+
+def test_hub_links_decorator_with_explicit_values(rf):
+    @hub_links(
+        ["https://a.example/", "https://b.example/"], self_url=lambda request: "https://t.example/x"
+    )
+    def view(request):
+        from django.http import HttpResponse
+
+        response = HttpResponse("x")
+        response["Link"] = '<https://t.example/style.css>; rel="stylesheet"'
+        return response
+
+    rels = link_rels(view(rf.get("/")))
+    assert rels == {
+        ("stylesheet", "https://t.example/style.css"),
+        ("hub", "https://a.example/"),
+        ("hub", "https://b.example/"),
+        ("self", "https://t.example/x"),
+    }
+
+
+def test_hub_links_mixin(rf, settings):
+    settings.PUSH_HUB = "https://hub.example.com/"
+    from django.http import HttpResponse
+
+    class Topic(HubLinksMixin, View):
+        def get(self, request):
+            return HttpResponse("t")
+
+    class OtherHub(Topic):
+        hub = "https://other.example/"
+
+    assert ("hub", "https://hub.example.com/") in link_rels(Topic.as_view()(rf.get("/t")))
+    assert ("hub", "https://other.example/") in link_rels(OtherHub.as_view()(rf.get("/t")))
+
+
+def test_add_link_headers_without_hub():
+    from django.http import HttpResponse
+
+    response = add_link_headers(HttpResponse(), hubs=None, self_url="https://t.example/")
+    assert response["Link"] == '<https://t.example/>; rel="self"'
+
+
+# Pings -------------------------------------------------------------------------------
+
+
+def test_ping_sends_url_and_topic(server):
+    server.default = Reply(204)
+    response = ping_hub("http://example.com/feed", hub_url=server.url)
+    assert response.status_code == 204
+    [ping] = server.requests
+    assert ping.form == {
+        "hub.mode": ["publish"],
+        "hub.url": ["http://example.com/feed"],
+        "hub.topic": ["http://example.com/feed"],
+    }
+    assert ping.headers["User-Agent"].startswith("django-push/")
+
+
+def test_ping_uses_push_hub_and_explicit_hub_wins(server, settings):
+    server.default = Reply(202)
+    settings.PUSH_HUB = server.url + "/setting"
+    ping_hub("http://example.com/feed")
+    ping_hub("http://example.com/feed", hub_url=server.url + "/explicit")
+    assert [r.path for r in server.requests] == ["/setting", "/explicit"]
+
+
+def test_ping_without_hub_is_value_error(settings):
+    settings.PUSH_HUB = None
+    with pytest.raises(ValueError, match="Specify hub_url or set the PUSH_HUB setting."):
+        ping_hub("http://example.com/feed")
+    with pytest.raises(ValueError):
+        publish_on_commit("http://example.com/feed")
+
+
+def test_refused_ping_raises_with_hub_status_and_reason(server, caplog):
+    server.default = Reply(400, b"unknown topic")
+    with pytest.raises(PingError) as info:
+        ping_hub("http://example.com/feed", hub_url=server.url)
+    assert (info.value.hub, info.value.status, info.value.reason) == (
+        server.url,
+        400,
+        "unknown topic",
+    )
+    assert server.url in str(info.value) and "400" in str(info.value)
+    assert "unknown topic" in caplog.text
+
+
+def test_ping_timeout_raises(server, settings):
+    settings.PUSH_TIMEOUT = 0.2
+    server.default = Reply(204, delay=1)
+    with pytest.raises(PingError, match="no answer within"):
+        ping_hub("http://example.com/feed", hub_url=server.url)
+
+
+def test_aping_hub(server):
+    server.default = Reply(202)
+    response = asyncio.run(aping_hub("http://example.com/feed", server.url))
+    assert response.status == 202
+
+
+def test_publish_on_commit_pings_after_commit_only(
+    server, settings, django_capture_on_commit_callbacks
+):
+    server.default = Reply(204)
+    settings.PUSH_HUB = server.url
+    from tests.testapp.models import MyModel
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        MyModel.objects.create().publish_later()
+    assert server.requests == []  # not before the commit
+    for callback in callbacks:
+        callback()
+    assert server.requests[0].form["hub.mode"] == ["publish"]
+    assert server.requests[0].form["hub.url"][0].endswith("/mymodel/feed/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_on_commit_rolled_back_pings_nobody(server, settings):
+    from django.db import transaction
+
+    server.default = Reply(204)
+    settings.PUSH_HUB = server.url
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), transaction.atomic():
+        publish_on_commit("http://example.com/feed")
+        raise Rollback
+    assert server.requests == []
+    with transaction.atomic():
+        publish_on_commit("http://example.com/feed")
+    assert len(server.requests) == 1
