@@ -1,0 +1,112 @@
+"""One test per system check id."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from django_push import checks
+
+
+def ids(messages):
+    return [message.id for message in messages]
+
+
+def not_callable(hub_url):  # pragma: no cover - referenced by dotted path only
+    return None
+
+
+NOT_CALLABLE = "not a function"
+
+
+@pytest.mark.parametrize("value", ["hub.example.com", "ftp://hub.example.com/", 42])
+def test_e001_push_hub_not_http_url(settings, value):
+    settings.PUSH_HUB = value
+    assert ids(checks.check_publisher_settings()) == ["django_push.E001"]
+
+
+def test_valid_push_hub_passes(settings):
+    settings.PUSH_HUB = "https://hub.example.com/"
+    assert checks.check_publisher_settings() == []
+
+
+def test_e002_no_domain_source(settings):
+    del settings.PUSH_DOMAIN
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "django.contrib.sites"]
+    assert "django_push.E002" in ids(checks.check_subscriber_settings())
+
+
+def test_e003_credentials_not_importable(settings):
+    settings.PUSH_CREDENTIALS = "nowhere.to.be.found"
+    messages = checks.check_subscriber_settings()
+    assert ids(messages) == ["django_push.E003"]
+    assert "nowhere.to.be.found" in messages[0].msg
+
+
+def test_e004_credentials_not_callable(settings):
+    settings.PUSH_CREDENTIALS = "tests.test_checks.NOT_CALLABLE"
+    assert ids(checks.check_subscriber_settings()) == ["django_push.E004"]
+
+
+@pytest.mark.parametrize("value", [0, -1, "10", 1.5, True])
+def test_e005_bad_lease_seconds(settings, value):
+    settings.PUSH_LEASE_SECONDS = value
+    assert ids(checks.check_subscriber_settings()) == ["django_push.E005"]
+
+
+def test_e006_bad_max_body_size(settings):
+    settings.PUSH_MAX_BODY_SIZE = 0
+    assert ids(checks.check_subscriber_settings()) == ["django_push.E006"]
+
+
+@pytest.mark.parametrize("value", [0, "5", -3])
+def test_e007_bad_timeout(settings, value):
+    settings.PUSH_TIMEOUT = value
+    assert ids(checks.check_common_settings()) == ["django_push.E007"]
+
+
+def test_w001_insecure_secrets(settings):
+    settings.PUSH_INSECURE_SECRETS = True
+    assert ids(checks.check_subscriber_settings()) == ["django_push.W001"]
+
+
+def test_e101_bad_hub_url(settings):
+    settings.PUSH_HUB_URL = "/hub/"
+    assert "django_push.E101" in ids(checks.check_hub_settings())
+
+
+@pytest.mark.parametrize("value", [(10, 5, 20), (0, 1, 2), "x", (1, 2)])
+def test_e102_bad_lease_policy(settings, value):
+    settings.PUSH_HUB_LEASE_SECONDS = value
+    assert "django_push.E102" in ids(checks.check_hub_settings())
+
+
+def test_e103_bad_signature_algorithm(settings):
+    settings.PUSH_HUB_SIGNATURE_ALGORITHM = "md5"
+    assert "django_push.E103" in ids(checks.check_hub_settings())
+
+
+@pytest.mark.parametrize("value", ["no.such.module.allow", 42])
+def test_e104_bad_topics(settings, value):
+    settings.PUSH_HUB_TOPICS = value
+    assert "django_push.E104" in ids(checks.check_hub_settings())
+
+
+def test_w101_private_addresses(settings):
+    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
+    assert "django_push.W101" in ids(checks.check_hub_settings())
+    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = False
+    assert "django_push.W101" not in ids(checks.check_hub_settings())
+
+
+@pytest.mark.django_db
+def test_checks_are_registered(settings):
+    settings.PUSH_HUB = "not a url"
+    with pytest.raises(SystemCheckError, match="django_push.E001"):
+        call_command("check")
+
+
+@pytest.mark.django_db
+def test_clean_settings_pass_manage_py_check():
+    call_command("check")

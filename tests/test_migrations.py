@@ -1,0 +1,96 @@
+"""A django-push 1.1 database migrates forward in place (SQLite and, in CI, PostgreSQL)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+# The table exactly as django-push 1.1's 0001_initial created it.
+SCHEMA_11 = {
+    "sqlite": """
+        CREATE TABLE "subscriber_subscription" (
+            "id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
+            "hub" varchar(1023) NOT NULL,
+            "topic" varchar(1023) NOT NULL,
+            "verified" bool NOT NULL,
+            "verify_token" varchar(255) NOT NULL,
+            "lease_expiration" datetime NULL,
+            "secret" varchar(255) NOT NULL
+        )""",
+    "postgresql": """
+        CREATE TABLE "subscriber_subscription" (
+            "id" serial NOT NULL PRIMARY KEY,
+            "hub" varchar(1023) NOT NULL,
+            "topic" varchar(1023) NOT NULL,
+            "verified" boolean NOT NULL,
+            "verify_token" varchar(255) NOT NULL,
+            "lease_expiration" timestamp with time zone NULL,
+            "secret" varchar(255) NOT NULL
+        )""",
+}
+
+ROWS = [
+    # hub, topic, verified, lease_expiration, secret
+    ("http://hub/", "http://a/", True, "2030-01-01 00:00:00", "s1"),
+    ("http://hub/", "http://a/", False, None, ""),  # duplicate 1.1 allowed
+    ("http://hub/", "http://a/", True, "2020-01-01 00:00:00", "old"),  # older duplicate
+    ("http://hub/", "http://b/", False, None, ""),
+    ("https://hub2/", "http://b/", True, None, "s3"),
+]
+
+
+@pytest.fixture
+def at_11_schema(transactional_db):
+    """Roll the subscriber app back, then recreate 1.1's table by hand, with 1.1's data."""
+    call_command("migrate", "subscriber", "zero", verbosity=0)
+    vendor = connection.vendor
+    with connection.cursor() as cursor:
+        cursor.execute(SCHEMA_11[vendor])
+        for hub, topic, verified, lease, secret in ROWS:
+            cursor.execute(
+                "INSERT INTO subscriber_subscription (hub, topic, verified, verify_token, "
+                "lease_expiration, secret) VALUES (%s, %s, %s, '', %s, %s)",
+                [hub, topic, verified, lease, secret],
+            )
+    # A 1.1 database records its one migration as applied.
+    executor = MigrationExecutor(connection)
+    executor.recorder.record_applied("subscriber", "0001_initial")
+    yield
+    call_command("migrate", verbosity=0)
+
+
+def test_11_database_migrates_in_place(at_11_schema):
+    call_command("migrate", "subscriber", verbosity=0)
+    from django_push.subscriber.models import Subscription
+
+    rows = {(s.hub, s.topic): s for s in Subscription.objects.all()}
+    assert sorted(rows) == [
+        ("http://hub/", "http://a/"),
+        ("http://hub/", "http://b/"),
+        ("https://hub2/", "http://b/"),
+    ]
+    # The duplicate kept is the verified one with the latest lease.
+    assert rows["http://hub/", "http://a/"].secret == "s1"
+    assert rows["http://hub/", "http://a/"].verified
+    # Unverified 1.1 rows await the verification of their subscription.
+    assert rows["http://hub/", "http://b/"].pending == "subscribe"
+    assert rows["https://hub2/", "http://b/"].pending == ""
+    # Primary keys are kept.
+    assert rows["https://hub2/", "http://b/"].pk == 5
+
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Subscription.objects.create(hub="http://hub/", topic="http://a/")
+
+
+@pytest.mark.django_db
+def test_no_pending_migrations_with_big_auto_field(settings):
+    assert settings.DEFAULT_AUTO_FIELD == "django.db.models.BigAutoField"
+    out = io.StringIO()
+    call_command("makemigrations", "subscriber", "push_hub", check=True, dry_run=True, stdout=out)
+    assert "No changes detected" in out.getvalue()
