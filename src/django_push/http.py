@@ -102,6 +102,10 @@ def check_url(url: str, *, guard: bool) -> None:
             raise FetchError(url, f"address {literal} is not public")
 
 
+class RefusedAddress(OSError):
+    """A host name resolved to an address the guard refuses."""
+
+
 class GuardedResolver(AbstractResolver):
     """Resolves like aiohttp's default resolver, then refuses non-public addresses."""
 
@@ -114,7 +118,7 @@ class GuardedResolver(AbstractResolver):
         results = await self._resolver.resolve(host, port, family)
         for result in results:
             if not is_public_address(result["host"]):
-                raise OSError(f"{host} resolves to {result['host']}, which is not public")
+                raise RefusedAddress(f"{host} resolves to {result['host']}, which is not public")
         return results
 
     async def close(self) -> None:
@@ -197,10 +201,23 @@ async def request(
     except TimeoutError as exc:
         raise FetchError(url, f"no answer within {kwargs['timeout'].total} seconds") from exc
     except (aiohttp.ClientError, OSError) as exc:
-        raise FetchError(url, str(exc) or type(exc).__name__) from exc
+        refused = _refused(exc)
+        reason = str(refused or exc) or type(exc).__name__
+        raise FetchError(url, reason) from exc
     finally:
         if own_session:
             await session.close()
+
+
+def _refused(exc: BaseException | None) -> RefusedAddress | None:
+    """The guard's refusal, if it is what made aiohttp give up."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, RefusedAddress):
+            return exc
+        exc = getattr(exc, "os_error", None) or exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 def _with_params(url: str, params: Sequence[tuple[str, str]] | None) -> str:

@@ -1,0 +1,87 @@
+"""The outbound HTTP module: size caps, redirects, the address guard."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from django_push import http
+from django_push.exceptions import FetchError
+from tests.servers import Reply
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("192.168.0.1", False),
+        ("169.254.1.1", False),
+        ("224.0.0.1", False),
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("::ffff:127.0.0.1", False),
+        ("93.184.216.34", True),
+        ("2606:4700::1111", True),
+    ],
+)
+def test_is_public_address(address, public):
+    assert http.is_public_address(address) is public
+
+
+@pytest.mark.parametrize("url", ["ftp://x/", "/relative", "http://", "javascript:alert(1)"])
+def test_check_url_refuses_non_http(url):
+    with pytest.raises(FetchError, match="absolute http"):
+        http.check_url(url, guard=False)
+
+
+def test_guard_refuses_literal_private_address(server):
+    with pytest.raises(FetchError, match="not public"):
+        run(http.get(server.url, guard=True))
+    assert server.requests == []
+
+
+def test_guard_refuses_names_resolving_to_private_addresses(server):
+    with pytest.raises(FetchError, match="not public"):
+        run(http.get(f"http://localhost:{server.port}/", guard=True))
+    assert server.requests == []
+
+
+def test_without_guard_loopback_is_reachable(server):
+    assert run(http.get(server.url)).status == 200
+
+
+def test_body_over_cap_is_refused(server):
+    server.default = Reply(200, b"x" * 100)
+    with pytest.raises(FetchError, match="cap"):
+        run(http.get(server.url, max_bytes=10))
+    assert run(http.get(server.url, max_bytes=100)).body == b"x" * 100
+
+
+def test_redirect_loop_stops(server):
+    server.default = Reply(307, headers={"Location": "/again"})
+    with pytest.raises(FetchError, match="redirects"):
+        run(http.post_form(server.url, {"a": "b"}))
+
+
+def test_query_string_is_appended_with_ampersand(server):
+    run(http.get(server.url + "/cb?token=1#frag", params=[("hub.mode", "subscribe")]))
+    assert server.requests[0].path == "/cb?token=1&hub.mode=subscribe"
+
+
+def test_response_helpers(server):
+    server.default = Reply(
+        201, "é".encode("latin-1"), {"Content-Type": 'text/plain; charset="latin-1"'}
+    )
+    response = run(http.get(server.url))
+    assert response.ok
+    assert response.status_code == 201
+    assert response.charset == "latin-1"
+    assert response.text == "é"
+    assert response.content_type == 'text/plain; charset="latin-1"'
