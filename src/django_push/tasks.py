@@ -9,11 +9,11 @@ if TYPE_CHECKING or find_spec("django.tasks"):
     from django.tasks import Task, default_task_backend, task, task_backends
 else:  # pragma: no cover - exercised on the Django 5.2 leg
     from django_tasks import (  # type: ignore[assignment,no-redef,unused-ignore]
-        Task,
         default_task_backend,
         task,
         task_backends,
     )
+    from django_tasks.base import Task  # type: ignore[assignment,no-redef,unused-ignore]
 
 __all__ = ["Task", "backend", "default_task_backend", "task", "task_backends"]
 

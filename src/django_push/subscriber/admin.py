@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -54,6 +55,7 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ]
     fields = ["hub", "topic", "verified", "lease_expiration", *readonly_fields]
     actions = ["renew", "unsubscribe"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description=_("topic"), ordering="topic")
     def short_topic(self, obj: Subscription) -> str:
