@@ -62,13 +62,17 @@ _IMMEDIATE = (
     if find_spec("django.tasks")
     else "django_tasks.backends.immediate.ImmediateBackend"
 )
-TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": _IMMEDIATE}}
+# "queue" is a real database queue, for tests that run a worker whatever the default is.
+INSTALLED_APPS.append("django_tasks_db")
+TASKS: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": _IMMEDIATE},
+    "queue": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+}
 if _TASKS == "db":
-    INSTALLED_APPS.append("django_tasks_db")
-    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    TASKS["default"] = {"BACKEND": "django_tasks_db.DatabaseBackend"}
 elif _TASKS == "rq":
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
-    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    TASKS["default"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
     RQ_QUEUES = {"default": {"URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9")}}
 
 MIDDLEWARE = [
