@@ -85,3 +85,24 @@ def test_response_helpers(server):
     assert response.charset == "latin-1"
     assert response.text == "é"
     assert response.content_type == 'text/plain; charset="latin-1"'
+
+
+def test_guard_checks_every_redirect_hop(server, monkeypatch):
+    # Pretend the test server's address is public; the redirect target is not.
+    monkeypatch.setattr(http, "is_public_address", lambda address: address == "127.0.0.1")
+    server.default = Reply(302, headers={"Location": "http://10.0.0.1/internal"})
+    with pytest.raises(FetchError, match="10.0.0.1 is not public"):
+        run(http.get(server.url, guard=True, follow_redirects=True))
+
+
+def test_post_is_not_redirected_by_302(server):
+    server.replies["/hub"] = Reply(302, headers={"Location": "/elsewhere"})
+    response = run(http.post_form(server.url + "/hub", {"a": "b"}))
+    assert response.status == 302
+    assert [r.path for r in server.requests] == ["/hub"]
+
+
+def test_303_after_post_becomes_get(server):
+    server.replies["/hub"] = Reply(303, headers={"Location": "/done"})
+    run(http.post_form(server.url + "/hub", {"a": "b"}, follow_redirects=True))
+    assert [(r.method, r.path) for r in server.requests] == [("POST", "/hub"), ("GET", "/done")]

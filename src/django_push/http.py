@@ -31,6 +31,7 @@ Credentials = tuple[str, str] | None
 # Enough for any hub's error text or a verification echo; bigger bodies are cut.
 SMALL_BODY = 64 * 1024
 MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,8 @@ async def request(
         "data": data,
         "headers": dict(headers or {}),
         "timeout": _timeout(timeout),
-        "allow_redirects": follow_redirects,
-        "max_redirects": MAX_REDIRECTS,
+        # Redirects are followed here, not by aiohttp, so every hop passes check_url().
+        "allow_redirects": False,
     }
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
@@ -192,8 +193,14 @@ async def request(
             check_url(url, guard=guard)
             target = _with_params(url, params)
             async with session.request(method, target, **kwargs) as response:
-                if response.status in (307, 308) and "Location" in response.headers:
-                    url = str(response.url.join(URL(response.headers["Location"])))
+                status, location = response.status, response.headers.get("Location")
+                if location and (
+                    status in (307, 308) or (follow_redirects and status in REDIRECTS)
+                ):
+                    url = str(response.url.join(URL(location)))
+                    params = None  # already part of the URL redirected from
+                    if status == 303 or (status in (301, 302) and method == "POST"):
+                        method, kwargs["data"] = "GET", None
                     continue
                 body = await _read(response, max_bytes)
                 return Response(str(response.url), response.status, response.headers, body)
