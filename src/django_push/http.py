@@ -259,3 +259,30 @@ __all__ = [
     "post_form",
     "request",
 ]
+
+
+async def deliver(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: float | None = None,
+    guard: bool = False,
+) -> int:
+    """POST ``body`` to ``url`` and return the status; the answer's body is not read.
+
+    Redirects are not followed: WebSub counts a 3xx as a failed delivery (H-17).
+    Transport failures raise ``FetchError``.
+    """
+    check_url(url, guard=guard)
+    try:
+        async with session.post(
+            url, data=body, headers=headers, timeout=_timeout(timeout), allow_redirects=False
+        ) as response:
+            return response.status
+    except TimeoutError as exc:
+        raise FetchError(url, "no answer in time") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        refused = _refused(exc)
+        raise FetchError(url, str(refused or exc) or type(exc).__name__) from exc

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from django_push.hub.views import hub
+
+urlpatterns = [
+    path("", hub, name="push_hub"),
+]

@@ -1,0 +1,156 @@
+"""The hub's state: subscriptions, pending intents, published contents and their deliveries.
+
+Deliveries live here, not only in the task queue: a worker that dies mid-batch leaves
+its claimed rows behind, and the sweeper hands them to another worker once the claim
+has expired (at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class SubscriptionQuerySet(models.QuerySet["HubSubscription"]):
+    def active(self) -> SubscriptionQuerySet:
+        return self.filter(expires_at__gt=timezone.now())
+
+    def expired(self) -> SubscriptionQuerySet:
+        return self.filter(expires_at__lte=timezone.now())
+
+
+class HubSubscription(models.Model):
+    """A verified subscription: (topic, callback) with its lease and secret (H-6)."""
+
+    topic = models.URLField(_("topic"), max_length=2048)
+    callback = models.URLField(_("callback"), max_length=2048)
+    secret = models.CharField(_("secret"), max_length=200, blank=True)
+    lease_seconds = models.PositiveIntegerField(_("lease (seconds)"))
+    expires_at = models.DateTimeField(_("lease ends"), db_index=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    verified_at = models.DateTimeField(_("last verified"), default=timezone.now)
+    last_delivery_at = models.DateTimeField(_("last delivery"), null=True, blank=True)
+    failures = models.PositiveIntegerField(_("failed attempts"), default=0)
+
+    objects = SubscriptionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("hub subscription")
+        verbose_name_plural = _("hub subscriptions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["topic", "callback"], name="push_hub_unique_topic_callback"
+            )
+        ]
+        indexes = [models.Index(fields=["topic", "expires_at"], name="push_hub_topic_lease")]
+
+    def __str__(self) -> str:
+        return f"{self.callback} ← {self.topic}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.expires_at > timezone.now()
+
+
+class Intent(models.Model):
+    """A subscribe or unsubscribe request waiting for verification of intent (5.3)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        VERIFIED = "verified", _("verified")
+        FAILED = "failed", _("failed")
+        DENIED = "denied", _("denied")
+
+    mode = models.CharField(_("mode"), max_length=12)
+    topic = models.URLField(_("topic"), max_length=2048)
+    callback = models.URLField(_("callback"), max_length=2048)
+    secret = models.CharField(_("secret"), max_length=200, blank=True)
+    lease_seconds = models.PositiveIntegerField(_("lease asked"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    reason = models.TextField(_("outcome"), blank=True)
+    created_at = models.DateTimeField(_("received"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("verification of intent")
+        verbose_name_plural = _("verifications of intent")
+
+    def __str__(self) -> str:
+        return f"{self.mode} {self.callback} → {self.topic}"
+
+
+class Content(models.Model):
+    """One fetched version of a topic, stored once whatever the number of subscribers."""
+
+    topic = models.URLField(_("topic"), max_length=2048, db_index=True)
+    body = models.BinaryField(_("body"))
+    content_type = models.CharField(_("content type"), max_length=255, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    hub_url = models.URLField(_("hub URL"), max_length=2048)
+    fetched_at = models.DateTimeField(_("fetched"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("published content")
+        verbose_name_plural = _("published contents")
+        ordering = ["-fetched_at"]
+
+    def __str__(self) -> str:
+        return f"{self.topic} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def due(self) -> DeliveryQuerySet:
+        """Pending, due now, and not claimed by a live worker."""
+        now = timezone.now()
+        return self.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
+            models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=now)
+        )
+
+
+class Delivery(models.Model):
+    """Content owed to one subscription, and what happened when it was sent."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("gave up")
+
+    content = models.ForeignKey(Content, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(
+        HubSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    first_failure_at = models.DateTimeField(_("first failure"), null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="push_hub_delivery_due",
+                condition=models.Q(status="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_id} → {self.subscription_id}: {self.status}"
+
+
+def lease_end(seconds: int) -> datetime.datetime:
+    return timezone.now() + datetime.timedelta(seconds=seconds)

@@ -1,0 +1,114 @@
+"""Parse and validate what reaches the hub endpoint; every refusal carries its reason (H-3)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import QueryDict
+from django.http.request import split_domain_port, validate_host
+from django.utils.module_loading import import_string
+
+from django_push import http, protocol
+from django_push.conf import conf
+
+MAX_URL_LENGTH = 2048
+
+
+class InvalidRequest(ValueError):
+    """A hub request that must be answered with a 4xx; ``str()`` is the reason."""
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    mode: protocol.Mode
+    topic: str
+    callback: str
+    lease_seconds: int | None
+    secret: str
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    topics: list[str]
+
+
+def parse(data: QueryDict) -> SubscriptionRequest | PublishRequest:
+    """Turn the form data of a hub request into a typed request, or raise ``InvalidRequest``.
+
+    Unknown parameters are ignored (H-1).
+    """
+    mode = data.get(protocol.MODE, "")
+    if mode == protocol.PUBLISH:
+        urls = [*data.getlist(protocol.URL), *data.getlist(protocol.TOPIC)]
+        urls = list(dict.fromkeys(url.strip() for url in urls if url.strip()))
+        if not urls:
+            raise InvalidRequest("hub.mode=publish needs hub.url (or hub.topic)")
+        for url in urls:
+            check_public_url(url, "hub.url")
+            if not topic_allowed(url):
+                raise InvalidRequest(f"topic {url} is not published through this hub")
+        return PublishRequest(urls)
+    if mode not in (protocol.SUBSCRIBE, protocol.UNSUBSCRIBE):
+        raise InvalidRequest(
+            "hub.mode must be subscribe, unsubscribe or publish"
+            + (f", not {mode!r}" if mode else "")
+        )
+    callback = _required(data, protocol.CALLBACK)
+    topic = _required(data, protocol.TOPIC)
+    check_public_url(callback, protocol.CALLBACK)
+    check_public_url(topic, protocol.TOPIC)
+    lease_seconds = None
+    raw_lease = data.get(protocol.LEASE_SECONDS, "").strip()
+    if raw_lease:
+        if not raw_lease.isdigit() or int(raw_lease) == 0:
+            raise InvalidRequest("hub.lease_seconds must be a positive integer")
+        lease_seconds = int(raw_lease)
+    secret = data.get(protocol.SECRET, "")
+    if len(secret.encode()) > protocol.MAX_SECRET_BYTES:
+        raise InvalidRequest("hub.secret must be less than 200 bytes")
+    return SubscriptionRequest(mode, topic, callback, lease_seconds, secret)  # type: ignore[arg-type]
+
+
+def _required(data: QueryDict, name: str) -> str:
+    value = data.get(name, "").strip()
+    if not value:
+        raise InvalidRequest(f"{name} is required")
+    return value
+
+
+def check_public_url(url: str, name: str) -> None:
+    """An absolute http(s) URL, and (unless allowed) not on a private network."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(f"{name} must be an absolute http or https URL")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidRequest(f"{name} is longer than {MAX_URL_LENGTH} characters")
+    if not http.guard_enabled():
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        raise InvalidRequest(f"{name} host {parts.hostname} does not resolve") from exc
+    for info in infos:
+        address = str(info[4][0])
+        if not http.is_public_address(address):
+            raise InvalidRequest(f"{name} resolves to {address}, which is not a public address")
+
+
+def topic_allowed(topic: str) -> bool:
+    """Whether ``PUSH_HUB_TOPICS`` lets this hub serve ``topic`` (the hub is no open relay)."""
+    policy = conf.PUSH_HUB_TOPICS
+    if isinstance(policy, str):
+        policy = import_string(policy)
+    if callable(policy):
+        check: Callable[[str], bool] = policy
+        return bool(check(topic))
+    if policy is None:
+        host, _port = split_domain_port(urlsplit(topic).netloc)
+        allowed: Sequence[str] = settings.ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"]
+        return bool(host) and validate_host(host, allowed)
+    return any(topic.startswith(prefix) for prefix in policy)

@@ -1,0 +1,106 @@
+"""Task definitions of the hub; the work itself is in verification and distribution."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from django.db.models import Q
+from django.utils import timezone
+
+from django_push.conf import conf
+from django_push.tasks import task
+
+if TYPE_CHECKING:
+    from django_push.hub.models import DeliveryQuerySet
+
+logger = logging.getLogger("django_push")
+
+
+def enqueue(task_obj, *args, run_after: datetime.datetime | None = None) -> None:  # type: ignore[no-untyped-def]  # Task differs between django.tasks and the backport
+    """Enqueue on PUSH_TASK_BACKEND; deferred work is left to the sweeper if it cannot defer."""
+    configured = task_obj.using(backend=conf.PUSH_TASK_BACKEND)
+    if run_after is not None:
+        if not configured.get_backend().supports_defer:
+            return  # the sweeper (command or task) picks the work up when it is due
+        configured = configured.using(run_after=run_after)
+    configured.enqueue(*args)
+
+
+@task()
+def verify_intent_task(intent_id: int) -> bool:
+    from django_push.hub.models import Intent
+    from django_push.hub.verification import verify
+
+    intent = Intent.objects.filter(pk=intent_id).first()
+    return False if intent is None else verify(intent)
+
+
+@task()
+def publish_task(topic: str, hub_url: str) -> int | None:
+    """Fetch ``topic`` once, then start enough fan-out tasks to cover its subscribers."""
+    from django_push.hub.distribution import fetch
+
+    content = fetch(topic, hub_url)
+    if content is None:
+        return None
+    pending = content.deliveries.count()
+    start_fanout(pending, content.pk)
+    logger.info("Published %s to %s subscriber(s)", topic, pending)
+    return content.pk
+
+
+def start_fanout(count: int, content_id: int | None = None) -> int:
+    """Enqueue one fan-out task per batch of ``count`` deliveries; returns how many."""
+    tasks = math.ceil(count / conf.PUSH_HUB_BATCH_SIZE)
+    for _ in range(tasks):
+        enqueue(fanout_task, content_id)
+    return tasks
+
+
+@task()
+def fanout_task(content_id: int | None = None) -> list[int]:
+    """Deliver one batch of due deliveries; returns ``[sent, delivered]``."""
+    from django_push.hub.distribution import claim, deliver
+    from django_push.hub.models import Delivery
+
+    outcomes = deliver(claim(conf.PUSH_HUB_BATCH_SIZE, content_id))
+    delivered = sum(1 for o in outcomes if o.status is not None and 200 <= o.status < 300)
+    retries = Delivery.objects.filter(
+        pk__in=[o.delivery.pk for o in outcomes], status=Delivery.Status.PENDING
+    ).order_by("next_attempt_at")
+    first = retries.values_list("next_attempt_at", flat=True).first()
+    if first is not None:
+        enqueue(fanout_task, None, run_after=first)
+    return [len(outcomes), delivered]
+
+
+def stale_deliveries() -> DeliveryQuerySet:
+    """Due deliveries that no queued task is known to cover: expired claims (a worker died),
+    retries, and work left unclaimed for longer than a claim lasts (a lost task)."""
+    from django_push.hub.models import Delivery
+
+    forgotten = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+    return Delivery.objects.due().filter(
+        Q(claimed_until__isnull=False) | Q(attempts__gt=0) | Q(next_attempt_at__lt=forgotten)
+    )
+
+
+def sweep() -> tuple[int, int]:
+    """Expire ended leases and re-enqueue stale deliveries: ``(expired, enqueued tasks)``."""
+    from django_push.hub.distribution import expire_leases
+
+    expired = expire_leases()
+    return expired, start_fanout(stale_deliveries().count())
+
+
+@task()
+def sweep_task(reschedule: bool = True) -> list[int]:
+    """Run :func:`sweep`, then again after ``PUSH_HUB_CLAIM_SECONDS`` (if the backend can defer)."""
+    expired, enqueued = sweep()
+    if reschedule:
+        delay = datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+        enqueue(sweep_task, True, run_after=timezone.now() + delay)
+    return [expired, enqueued]

@@ -1,0 +1,95 @@
+"""Verification of intent (5.3) and denial (5.2): the hub's GETs to subscriber callbacks."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.utils import timezone
+
+from django_push import http, protocol
+from django_push.conf import conf
+from django_push.exceptions import FetchError
+from django_push.hub.models import HubSubscription, Intent, lease_end
+from django_push.hub.params import topic_allowed
+
+logger = logging.getLogger("django_push")
+
+
+def grant_lease(asked: int | None) -> int:
+    """The lease to grant: the default when none is asked, else clamped to [min, max] (H-11)."""
+    low, default, high = conf.PUSH_HUB_LEASE_SECONDS
+    return default if asked is None else max(low, min(asked, high))
+
+
+def verify(intent: Intent) -> bool:
+    """Verify ``intent`` with its callback and apply it on success. Returns the outcome."""
+    if intent.status != Intent.Status.PENDING:
+        return intent.status == Intent.Status.VERIFIED
+    if intent.mode == protocol.SUBSCRIBE and not topic_allowed(intent.topic):
+        deny(intent, "This hub does not serve that topic.")
+        return False
+
+    challenge = secrets.token_urlsafe(32)  # H-9: fresh, random, single-use
+    params = [
+        (protocol.MODE, intent.mode),
+        (protocol.TOPIC, intent.topic),
+        (protocol.CHALLENGE, challenge),
+    ]
+    lease = grant_lease(intent.lease_seconds)
+    if intent.mode == protocol.SUBSCRIBE:
+        params.append((protocol.LEASE_SECONDS, str(lease)))
+    try:
+        response = async_to_sync(http.get)(
+            intent.callback, params=params, guard=http.guard_enabled(), max_bytes=4096
+        )
+    except FetchError as exc:
+        return _finish(intent, Intent.Status.FAILED, f"callback unreachable: {exc.reason}")
+    if not response.ok:
+        return _finish(intent, Intent.Status.FAILED, f"callback answered HTTP {response.status}")
+    if response.body != challenge.encode():  # H-10: exactly the challenge
+        return _finish(intent, Intent.Status.FAILED, "callback did not echo the challenge")
+
+    with transaction.atomic():
+        if intent.mode == protocol.SUBSCRIBE:
+            # H-6: a verified re-subscription replaces the secret and lease of the old one.
+            HubSubscription.objects.update_or_create(
+                topic=intent.topic,
+                callback=intent.callback,
+                defaults={
+                    "secret": intent.secret,
+                    "lease_seconds": lease,
+                    "expires_at": lease_end(lease),
+                    "verified_at": timezone.now(),
+                    "failures": 0,
+                },
+            )
+        else:
+            HubSubscription.objects.filter(topic=intent.topic, callback=intent.callback).delete()
+        return _finish(intent, Intent.Status.VERIFIED, f"{intent.mode} verified")
+
+
+def deny(intent: Intent, reason: str) -> None:
+    """Tell the callback its subscription is refused (hub.mode=denied)."""
+    params = [
+        (protocol.MODE, protocol.DENIED),
+        (protocol.TOPIC, intent.topic),
+        (protocol.REASON, reason),
+    ]
+    try:
+        async_to_sync(http.get)(intent.callback, params=params, guard=http.guard_enabled())
+    except FetchError as exc:
+        logger.warning("Could not send the denial to %s: %s", intent.callback, exc.reason)
+    _finish(intent, Intent.Status.DENIED, reason)
+
+
+def _finish(intent: Intent, status: str, reason: str) -> bool:
+    intent.status = status
+    intent.reason = reason
+    intent.finished_at = timezone.now()
+    intent.save(update_fields=["status", "reason", "finished_at"])
+    log = logger.info if status == Intent.Status.VERIFIED else logger.warning
+    log("Hub %s of %s for %s: %s", intent.mode, intent.callback, intent.topic, reason)
+    return status == Intent.Status.VERIFIED

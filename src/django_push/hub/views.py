@@ -1,0 +1,75 @@
+"""The hub endpoint: validate synchronously, answer 202, do the work in tasks (H-2)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from django_push.conf import conf
+from django_push.hub import params
+from django_push.hub.models import Intent
+from django_push.hub.tasks import enqueue, publish_task, verify_intent_task
+
+logger = logging.getLogger("django_push")
+
+
+def _text(status: int, message: str) -> HttpResponse:
+    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@method_decorator([csrf_exempt, login_not_required], name="dispatch")
+class HubView(View):
+    """POST ``hub.mode=subscribe|unsubscribe|publish``; everything else is refused with a reason."""
+
+    http_method_names = ["post", "get"]
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return _text(405, "This is a WebSub hub: send a form-encoded POST with hub.mode.")
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        try:
+            parsed = params.parse(request.POST)
+        except params.InvalidRequest as exc:
+            logger.info("Refused hub request: %s", exc)
+            return _text(400, str(exc))
+        except RequestDataTooBig:
+            return _text(413, "Request body too large")
+        except TooManyFieldsSent:
+            return _text(400, "Too many fields")
+
+        if isinstance(parsed, params.PublishRequest):
+            hub_url = self.hub_url(request)
+            topics = parsed.topics
+
+            def publish() -> None:
+                for topic in topics:
+                    enqueue(publish_task, topic, hub_url)
+
+            transaction.on_commit(publish)
+            return _text(202, f"Publishing {len(parsed.topics)} topic(s)")
+
+        intent = Intent.objects.create(
+            mode=parsed.mode,
+            topic=parsed.topic,
+            callback=parsed.callback,
+            secret=parsed.secret,
+            lease_seconds=parsed.lease_seconds,
+        )
+        transaction.on_commit(lambda: enqueue(verify_intent_task, intent.pk))
+        return _text(202, f"{parsed.mode} request accepted; verification follows")
+
+    def hub_url(self, request: HttpRequest) -> str:
+        """The hub's public URL, sent as rel="hub" with deliveries (H-15)."""
+        return conf.PUSH_HUB_URL or request.build_absolute_uri(request.path)
+
+
+hub = HubView.as_view()
