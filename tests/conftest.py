@@ -27,3 +27,66 @@ def unused_tcp_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def task_workers(transactional_db):
+    """Real worker processes for PUSH_TEST_TASKS=db|rq (none for the immediate backend).
+
+    They run this test settings module against the test database, so tests that use them
+    must see their data committed (``transactional_db``) and must wait for results.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.db import connection
+
+    mode = os.environ.get("PUSH_TEST_TASKS", "immediate")
+    if mode == "immediate":
+        yield []
+        return
+    if (
+        connection.vendor == "sqlite"
+        and connection.settings_dict["NAME"] in ("", ":memory:")
+        or ("mode=memory" in str(connection.settings_dict["NAME"]))
+    ):
+        pytest.fail(
+            "worker processes need a shared database: run this leg with PUSH_TEST_DB=postgres"
+        )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PGDATABASE": str(connection.settings_dict["NAME"]),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    if mode == "rq":
+        import django_rq
+
+        django_rq.get_queue("default").empty()
+        command = ["rqworker", "--with-scheduler", "--job-class", "django_tasks_rq.Job", "default"]
+    else:
+        command = ["db_worker", "--interval", "0.1", "--no-startup-delay"]
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "django", *command], env=env)  # noqa: S603
+        for _ in range(2)
+    ]
+    yield workers
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=10)

@@ -1,0 +1,118 @@
+"""Our subscriber and publisher talk to our hub end to end over 127.0.0.1.
+
+Runs with the immediate backend (quick leg), and with real workers when
+PUSH_TEST_TASKS=db or rq (the RQ leg in .ci/run, on PostgreSQL and Redis).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.sites.models import Site
+
+from django_push import signatures
+from django_push.hub.models import Content, Delivery, HubSubscription
+from django_push.links import parse_links
+from django_push.publisher import ping_hub
+from django_push.subscriber.models import Subscription
+from django_push.subscriber.signals import updated
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def notifications():
+    received = []
+
+    def receiver(sender, notification, request, links, **kwargs):
+        received.append((sender.pk, notification, request.headers, links))
+
+    updated.connect(receiver)
+    yield received
+    updated.disconnect(receiver)
+
+
+@pytest.fixture
+def site(live_domain, settings, task_workers):
+    host = live_domain.url.removeprefix("http://")
+    Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": host, "name": host})
+    settings.PUSH_HUB = f"{live_domain.url}/hub/"
+    settings.PUSH_INSECURE_SECRETS = True  # the hub is plain HTTP on 127.0.0.1
+    return live_domain.url
+
+
+def test_subscribe_publish_receive_unsubscribe(site, notifications):
+    hub_url, topic = f"{site}/hub/", f"{site}/feed/"
+
+    # Subscribe from the topic URL alone: discovery finds our hub and the feed's self URL.
+    subscription = Subscription.objects.subscribe(topic, lease_seconds=3600)
+    assert (subscription.hub, subscription.topic) == (hub_url, topic)
+    wait_until(
+        lambda: Subscription.objects.get(pk=subscription.pk).verified, message="verification"
+    )
+    subscription.refresh_from_db()
+    assert subscription.secret
+    assert 3500 < subscription.lease_seconds <= 3600
+    hub_subscription = HubSubscription.objects.get()
+    assert hub_subscription.callback == subscription.callback_url
+    assert hub_subscription.secret == subscription.secret
+
+    # Publish: the hub fetches the feed once and delivers it, signed.
+    assert ping_hub(topic).status == 202
+    wait_until(lambda: notifications, message="the notification")
+    [(pk, body, headers, links)] = notifications
+    assert pk == subscription.pk
+    content = Content.objects.get()
+    assert body == bytes(content.body)
+    assert b"<feed" in body
+    assert headers["Content-Type"] == content.content_type == "application/atom+xml; charset=utf-8"
+    assert signatures.verify(subscription.secret, body, headers["X-Hub-Signature"])
+    assert headers["X-Hub-Signature"].startswith("sha256=")
+    assert {(link["rel"], link["url"]) for link in links} == {("hub", hub_url), ("self", topic)}
+    assert len(parse_links(headers["Link"])) == 2
+    wait_until(
+        lambda: Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 1,
+        message="the delivery to be recorded",
+    )
+
+    # Unsubscribe: verified by the hub, the row goes, and nothing more is delivered.
+    subscription.unsubscribe()
+    wait_until(lambda: not Subscription.objects.exists(), message="unsubscription")
+    wait_until(lambda: not HubSubscription.objects.exists(), message="hub-side removal")
+    assert ping_hub(topic).status == 202
+    wait_until(lambda: Content.objects.count() == 2, message="the second fetch")
+    assert Delivery.objects.filter(content=Content.objects.order_by("-pk").first()).count() == 0
+    assert len(notifications) == 1
+
+
+def test_resubscription_replaces_secret_only_once_verified(site, notifications):
+    topic = f"{site}/feed/"
+    subscription = Subscription.objects.subscribe(topic)
+    wait_until(lambda: HubSubscription.objects.exists(), message="verification")
+    old_secret = HubSubscription.objects.get().secret
+    assert HubSubscription.objects.get().lease_seconds == 10 * 24 * 3600  # the default lease
+
+    # A forged re-subscription with another secret fails verification: state unchanged (H-6).
+    from urllib.request import urlopen
+    from urllib.parse import urlencode
+
+    forged = urlencode(
+        {
+            "hub.mode": "subscribe",
+            "hub.topic": topic,
+            "hub.callback": f"{subscription.callback_url}",
+            "hub.secret": "forged",
+        }
+    ).encode()
+    Subscription.objects.filter(pk=subscription.pk).update(pending="")  # not ours: refuse it
+    Subscription.objects.filter(pk=subscription.pk).update(verified=False)
+    with urlopen(f"{site}/hub/", data=forged) as response:
+        assert response.status == 202
+    from django_push.hub.models import Intent
+
+    wait_until(
+        lambda: Intent.objects.filter(secret="forged").exclude(status="pending").exists(),
+        message="the forged intent to be decided",
+    )
+    assert Intent.objects.get(secret="forged").status == Intent.Status.FAILED
+    assert HubSubscription.objects.get().secret == old_secret
