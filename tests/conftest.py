@@ -61,8 +61,8 @@ def task_workers(transactional_db):
         yield []
         return
     if (
-        connection.vendor == "sqlite"
-        and connection.settings_dict["NAME"] in ("", ":memory:")
+        (connection.vendor == "sqlite"
+        and connection.settings_dict["NAME"] in ("", ":memory:"))
         or ("mode=memory" in str(connection.settings_dict["NAME"]))
     ):
         pytest.fail(
@@ -82,7 +82,7 @@ def task_workers(transactional_db):
     else:
         command = ["db_worker", "--interval", "0.1", "--no-startup-delay"]
     workers = [
-        subprocess.Popen([sys.executable, "-m", "django", *command], env=env)  # noqa: S603
+        subprocess.Popen([sys.executable, "-m", "django", *command], env=env)
         for _ in range(2)
     ]
     yield workers

@@ -93,8 +93,8 @@ def test_resubscription_replaces_secret_only_once_verified(site, notifications):
     assert HubSubscription.objects.get().lease_seconds == 10 * 24 * 3600  # the default lease
 
     # A forged re-subscription with another secret fails verification: state unchanged (H-6).
-    from urllib.request import urlopen
     from urllib.parse import urlencode
+    from urllib.request import urlopen
 
     forged = urlencode(
         {

@@ -1,0 +1,237 @@
+"""Fan-out, signatures, retries with back-off, 410, lease expiry and the sweeper (H-13 .. H-19)."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import random
+import time
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from django_push import signatures
+from django_push.hub import distribution, retry
+from django_push.hub.models import Content, Delivery, HubSubscription
+from django_push.hub.tasks import fanout_task, publish_task, sweep, sweep_task
+from django_push.links import parse_links
+from tests.servers import Reply
+
+pytestmark = pytest.mark.django_db
+
+HUB_URL = "https://hub.example/hub/"
+
+
+def subscribe(callback, topic, secret="", lease=3600):
+    return HubSubscription.objects.create(
+        topic=topic,
+        callback=callback,
+        secret=secret,
+        lease_seconds=lease,
+        expires_at=timezone.now() + datetime.timedelta(seconds=lease),
+    )
+
+
+def publish(server, body=b"hello", content_type="text/plain; charset=utf-8"):
+    server.replies["/topic"] = Reply(200, body, {"Content-Type": content_type})
+    return publish_task.call(server.url + "/topic", HUB_URL)
+
+
+def posts(server, path):
+    return [r for r in server.requests if r.path.split("?")[0] == path and r.method == "POST"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"plain text", "text/plain"),
+        (b'{"a": 1}', "application/json"),
+        (b"<feed/>", 'application/atom+xml; charset="utf-8"'),
+    ],
+)
+def test_delivery_carries_content_type_link_and_no_signature(server, body, content_type):
+    # H-14, H-15, H-16, H-19 (websub.rocks hub 100, 105, 106)
+    topic = server.url + "/topic"
+    subscribe(server.url + "/cb?token=1", topic)
+    publish(server, body, content_type)
+    [delivery] = posts(server, "/cb")
+    assert delivery.path == "/cb?token=1"  # the exact callback, query string included
+    assert delivery.body == body
+    assert delivery.headers["Content-Type"] == content_type
+    assert {(l["rel"], l["url"]) for l in parse_links(delivery.headers["Link"])} == {
+        ("hub", HUB_URL),
+        ("self", topic),
+    }
+    assert "X-Hub-Signature" not in delivery.headers
+    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha384", "sha512"])
+def test_signed_with_configured_algorithm(server, settings, algorithm):
+    settings.PUSH_HUB_SIGNATURE_ALGORITHM = algorithm
+    subscribe(server.url + "/cb", server.url + "/topic", secret="s3cret")
+    publish(server, b"signed body")
+    [delivery] = posts(server, "/cb")
+    header = delivery.headers["X-Hub-Signature"]
+    assert header.startswith(f"{algorithm}=")
+    assert signatures.verify("s3cret", b"signed body", header)
+
+
+def test_content_is_stored_once_for_many_subscribers(server, settings):
+    settings.PUSH_HUB_BATCH_SIZE = 7
+    topic = server.url + "/topic"
+    for i in range(25):
+        subscribe(f"{server.url}/cb{i}", topic)
+    subscribe(server.url + "/other", server.url + "/other-topic")
+    publish(server, b"x" * 1000)
+    assert Content.objects.count() == 1
+    assert Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 25
+    assert sorted(r.path for r in server.requests if r.method == "POST") == sorted(
+        f"/cb{i}" for i in range(25)
+    )
+
+
+def test_failing_subscriber_gets_content_after_three_failures(server, settings):
+    settings.PUSH_HUB_RETRY_BASE = 0.05
+    answers = iter([500, 503, 302])  # 3xx counts as a failure too (H-17)
+
+    def flaky(received):
+        return Reply(next(answers, 204))
+
+    server.replies["/cb"] = flaky
+    sub = subscribe(server.url + "/cb", server.url + "/topic")
+    publish(server)
+    for _ in range(3):
+        delivery = Delivery.objects.get()
+        assert delivery.status == Delivery.Status.PENDING
+        wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+        time.sleep(max(wait, 0) + 0.01)
+        sweep()  # re-enqueues the due retry (the immediate backend cannot defer)
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.DELIVERED
+    assert delivery.attempts == 4
+    assert len(posts(server, "/cb")) == 4
+    sub.refresh_from_db()
+    assert sub.failures == 0
+    assert sub.last_delivery_at is not None
+
+
+def test_retry_is_not_early(server, settings):
+    settings.PUSH_HUB_RETRY_BASE = 60
+    server.replies["/cb"] = Reply(500)
+    subscribe(server.url + "/cb", server.url + "/topic")
+    publish(server)
+    sweep()
+    fanout_task.call()
+    assert len(posts(server, "/cb")) == 1
+    delivery = Delivery.objects.get()
+    assert delivery.last_status == 500
+    assert 29 <= (delivery.next_attempt_at - timezone.now()).total_seconds() <= 91
+
+
+def test_gone_ends_the_subscription(server):
+    server.replies["/cb"] = Reply(410)
+    subscribe(server.url + "/cb", server.url + "/topic")
+    publish(server)
+    assert not HubSubscription.objects.exists()
+    assert not Delivery.objects.exists()
+
+
+def test_unreachable_subscriber_is_retried_then_given_up(server, settings, unused_tcp_port):
+    settings.PUSH_HUB_RETRY_BASE = 10
+    settings.PUSH_HUB_RETRY_HORIZON = 5
+    subscribe(f"http://127.0.0.1:{unused_tcp_port}/cb", server.url + "/topic")
+    publish(server)
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.FAILED  # the first retry would fall past the horizon
+    assert delivery.last_error
+    assert (
+        HubSubscription.objects.get().failures == 1
+    )  # still subscribed until its lease ends (H-18)
+
+
+def test_expired_leases_get_nothing_and_are_cleaned_up(server):
+    sub = subscribe(server.url + "/cb", server.url + "/topic")
+    HubSubscription.objects.filter(pk=sub.pk).update(
+        expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    publish(server)
+    assert posts(server, "/cb") == []
+    assert sweep() == (1, 0)
+    assert not HubSubscription.objects.exists()
+
+
+def test_expired_claims_are_swept(server, settings):
+    # A worker claimed a batch and died: after the claim expires the sweeper re-enqueues it.
+    server.replies["/topic"] = Reply(200, b"x", {"Content-Type": "text/plain"})
+    sub = subscribe(server.url + "/cb", server.url + "/topic")
+    content = distribution.store(sub.topic, b"x", "text/plain", HUB_URL)
+    [claimed] = distribution.claim(10, content.pk)
+    assert distribution.claim(10, content.pk) == []  # claimed: nobody else takes it
+    Delivery.objects.filter(pk=claimed.pk).update(
+        claimed_until=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    out = io.StringIO()
+    call_command("hub_sweep", stdout=out)
+    assert "1 stale delivery(ies) found." in out.getvalue()
+    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
+
+
+def test_sweep_task_and_stats_command(server, settings):
+    subscribe(server.url + "/cb", server.url + "/topic")
+    assert sweep_task.call(False) == [0, 0]
+    publish(server)
+    out = io.StringIO()
+    call_command("hub_stats", stdout=out)
+    text = out.getvalue()
+    assert "active subscriptions   1" in text
+    assert "deliveries delivered   1" in text
+
+
+def test_failed_fetch_stores_nothing(server):
+    server.replies["/topic"] = Reply(404)
+    assert publish_task.call(server.url + "/topic", HUB_URL) is None
+    assert not Content.objects.exists()
+
+
+def test_fetch_respects_size_cap(server, settings):
+    settings.PUSH_HUB_MAX_CONTENT_SIZE = 10
+    subscribe(server.url + "/cb", server.url + "/topic")
+    assert publish(server, b"x" * 11) is None
+    assert not Content.objects.exists()
+
+
+def test_backoff_schedule():
+    rng = random.Random(1).random
+    delays = [retry.backoff(n, 30, rng) for n in range(1, 6)]
+    for n, delay in enumerate(delays, start=1):
+        assert 15 * 2 ** (n - 1) <= delay < 45 * 2 ** (n - 1)
+    assert retry.backoff(3, 10, lambda: 0.5) == 40
+    start = timezone.now()
+    assert not retry.gives_up(start, start + datetime.timedelta(seconds=10), 10)
+    assert retry.gives_up(start, start + datetime.timedelta(seconds=11), 10)
+
+
+def test_admin_pages_and_actions(admin_client, server):
+    from django.urls import reverse
+
+    server.replies["/cb"] = Reply(500)
+    subscribe(server.url + "/cb", server.url + "/topic")
+    publish(server)
+    for name in ["hubsubscription", "intent", "content", "delivery"]:
+        assert admin_client.get(reverse(f"admin:push_hub_{name}_changelist")).status_code == 200
+    server.replies["/cb"] = Reply(204)
+    delivery = Delivery.objects.get()
+    response = admin_client.post(
+        reverse("admin:push_hub_delivery_changelist"),
+        {"action": "retry_now", "_selected_action": [delivery.pk]},
+        follow=True,
+    )
+    assert b"queued again" in response.content
+    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
+    admin_client.post(
+        reverse("admin:push_hub_delivery_changelist"),
+        {"action": "drop", "_selected_action": [delivery.pk]},
+    )
+    assert not Delivery.objects.exists()
