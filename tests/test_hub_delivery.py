@@ -59,7 +59,7 @@ def test_delivery_carries_content_type_link_and_no_signature(server, body, conte
     assert delivery.path == "/cb?token=1"  # the exact callback, query string included
     assert delivery.body == body
     assert delivery.headers["Content-Type"] == content_type
-    assert {(l["rel"], l["url"]) for l in parse_links(delivery.headers["Link"])} == {
+    assert {(link["rel"], link["url"]) for link in parse_links(delivery.headers["Link"])} == {
         ("hub", HUB_URL),
         ("self", topic),
     }
