@@ -1,0 +1,146 @@
+"""A worker killed with SIGKILL in the middle of a fan-out loses nothing (at-least-once)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import wait_until
+
+SUBSCRIBERS = 2000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class CountingServer:
+    """An aiohttp server on 127.0.0.1 standing in for 2,000 subscribers (and the topic)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.received: set[int] = set()
+        self.posts = 0
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    async def topic(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"<feed>news</feed>", content_type="application/atom+xml")
+
+    async def callback(self, request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(self.delay)
+        self.posts += 1
+        self.received.add(int(request.match_info["n"]))
+        return web.Response(status=204)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_get("/topic", self.topic)
+        app.router.add_post("/cb/{n}", self.callback)
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.ready.set()
+        self.loop.run_forever()
+
+    def __enter__(self) -> CountingServer:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def manage(env, *args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "django", *args], env=env, cwd=ROOT, **kwargs)
+
+
+def run(env, *args):
+    result = subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+SETUP = """
+import datetime
+from django.utils import timezone
+from django_push.hub.models import HubSubscription
+from django_push.hub.tasks import publish_task
+topic = "{base}/topic"
+expires = timezone.now() + datetime.timedelta(days=1)
+HubSubscription.objects.bulk_create(
+    HubSubscription(
+        topic=topic, callback=f"{base}/cb/{{n}}", lease_seconds=86400, expires_at=expires
+    )
+    for n in range({count})
+)
+publish_task.enqueue(topic, "http://hub.test/hub/")
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_fanout_then_new_worker_delivers_everything(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "PUSH_WORKER_DB": str(tmp_path / "hub.sqlite3"),
+        "PYTHONPATH": str(ROOT),
+    }
+    with CountingServer(delay=0.05) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        run(env, "migrate", "--verbosity", "0")
+        run(env, "shell", "-c", SETUP.format(base=base, count=SUBSCRIBERS))
+
+        worker = manage(env, "db_worker", "--interval", "0.05", "--no-startup-delay")
+        try:
+            wait_until(
+                lambda: len(server.received) >= 350, timeout=60, message="the fan-out to start"
+            )
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+        finally:
+            worker.kill()
+        at_kill = len(server.received)
+        assert at_kill < SUBSCRIBERS, "the worker finished before it could be killed"
+
+        time.sleep(2.5)  # let the dead worker's claims expire (PUSH_HUB_CLAIM_SECONDS = 2)
+        swept = run(env, "hub_sweep")
+        stale = int(swept.split(" stale delivery")[0].split()[-1])
+        assert stale >= 1, swept  # the dead worker's claimed batch, at least
+        replacement = manage(env, "db_worker", "--interval", "0.05", "--no-startup-delay")
+        try:
+            wait_until(
+                lambda: len(server.received) == SUBSCRIBERS, timeout=90, message="every subscriber"
+            )
+        finally:
+            replacement.terminate()
+            replacement.wait(10)
+
+    with sqlite3.connect(env["PUSH_WORKER_DB"]) as db:
+        statuses = dict(
+            db.execute("SELECT status, COUNT(*) FROM push_hub_delivery GROUP BY status")
+        )
+    assert statuses == {"delivered": SUBSCRIBERS}
+    assert server.posts >= SUBSCRIBERS
+    print(f"killed after {at_kill} deliveries; {server.posts} POSTs for {SUBSCRIBERS} subscribers")
