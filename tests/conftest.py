@@ -60,10 +60,8 @@ def task_workers(transactional_db):
     if mode == "immediate":
         yield []
         return
-    if (
-        (connection.vendor == "sqlite"
-        and connection.settings_dict["NAME"] in ("", ":memory:"))
-        or ("mode=memory" in str(connection.settings_dict["NAME"]))
+    if (connection.vendor == "sqlite" and connection.settings_dict["NAME"] in ("", ":memory:")) or (
+        "mode=memory" in str(connection.settings_dict["NAME"])
     ):
         pytest.fail(
             "worker processes need a shared database: run this leg with PUSH_TEST_DB=postgres"
@@ -82,8 +80,7 @@ def task_workers(transactional_db):
     else:
         command = ["db_worker", "--interval", "0.1", "--no-startup-delay"]
     workers = [
-        subprocess.Popen([sys.executable, "-m", "django", *command], env=env)
-        for _ in range(2)
+        subprocess.Popen([sys.executable, "-m", "django", *command], env=env) for _ in range(2)
     ]
     yield workers
     for worker in workers:

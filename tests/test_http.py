@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -106,3 +107,36 @@ def test_303_after_post_becomes_get(server):
     server.replies["/hub"] = Reply(303, headers={"Location": "/done"})
     run(http.post_form(server.url + "/hub", {"a": "b"}, follow_redirects=True))
     assert [(r.method, r.path) for r in server.requests] == [("POST", "/hub"), ("GET", "/done")]
+
+
+def test_body_sent_in_slow_chunks_is_read_whole():
+    # A body that arrives in pieces (chunked, with pauses) must be read to its end.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"<?xml version='1.0'?>", b"<feed>", b"</feed>"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(b"0\r\n\r\n")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        body = run(http.get(f"http://127.0.0.1:{httpd.server_address[1]}/")).body
+        assert body == b"<?xml version='1.0'?><feed></feed>"
+        with pytest.raises(FetchError, match="cap"):
+            run(http.get(f"http://127.0.0.1:{httpd.server_address[1]}/", max_bytes=25))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -167,8 +167,8 @@ def test_expired_claims_are_swept(server, settings):
     server.replies["/topic"] = Reply(200, b"x", {"Content-Type": "text/plain"})
     sub = subscribe(server.url + "/cb", server.url + "/topic")
     content = distribution.store(sub.topic, b"x", "text/plain", HUB_URL)
-    [claimed] = distribution.claim(10, content.pk)
-    assert distribution.claim(10, content.pk) == []  # claimed: nobody else takes it
+    [claimed] = distribution.claim(10, content.pk).jobs
+    assert distribution.claim(10, content.pk).jobs == []  # claimed: nobody else takes it
     Delivery.objects.filter(pk=claimed.pk).update(
         claimed_until=timezone.now() - datetime.timedelta(seconds=1)
     )

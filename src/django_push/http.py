@@ -138,6 +138,7 @@ def client_session(*, guard: bool = False, limit: int = 100) -> aiohttp.ClientSe
     return aiohttp.ClientSession(
         connector=connector,
         headers={"User-Agent": UA},
+        timeout=_timeout(None),
         auto_decompress=True,
         trust_env=False,
     )
@@ -151,10 +152,13 @@ async def _read(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > max_bytes:
         raise FetchError(str(response.url), f"body of {declared} bytes is over the {max_bytes} cap")
-    body = await response.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise FetchError(str(response.url), f"body is over the {max_bytes} bytes cap")
-    return body
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError(str(response.url), f"body is over the {max_bytes} bytes cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def request(
@@ -275,11 +279,13 @@ async def deliver(
     Redirects are not followed: WebSub counts a 3xx as a failed delivery (H-17).
     Transport failures raise ``FetchError``.
     """
-    check_url(url, guard=guard)
+    if guard:  # callbacks were checked when subscribed; the guard re-checks literal addresses
+        check_url(url, guard=guard)
+    options: dict[str, Any] = {"allow_redirects": False}
+    if timeout is not None:  # else the session's default
+        options["timeout"] = _timeout(timeout)
     try:
-        async with session.post(
-            url, data=body, headers=headers, timeout=_timeout(timeout), allow_redirects=False
-        ) as response:
+        async with session.post(url, data=body, headers=headers, **options) as response:
             return response.status
     except TimeoutError as exc:
         raise FetchError(url, "no answer in time") from exc

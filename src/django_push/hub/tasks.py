@@ -62,19 +62,21 @@ def start_fanout(count: int, content_id: int | None = None) -> int:
 
 @task()
 def fanout_task(content_id: int | None = None) -> list[int]:
-    """Deliver one batch of due deliveries; returns ``[sent, delivered]``."""
-    from django_push.hub.distribution import claim, deliver
+    """Deliver due deliveries until none is left; returns ``[sent, delivered]``."""
+    from django_push.hub.distribution import fanout
     from django_push.hub.models import Delivery
 
-    outcomes = deliver(claim(conf.PUSH_HUB_BATCH_SIZE, content_id))
-    delivered = sum(1 for o in outcomes if o.status is not None and 200 <= o.status < 300)
-    retries = Delivery.objects.filter(
-        pk__in=[o.delivery.pk for o in outcomes], status=Delivery.Status.PENDING
-    ).order_by("next_attempt_at")
-    first = retries.values_list("next_attempt_at", flat=True).first()
-    if first is not None:
-        enqueue(fanout_task, None, run_after=first)
-    return [len(outcomes), delivered]
+    sent, delivered = fanout(content_id)
+    if sent > delivered:
+        retry_at = (
+            Delivery.objects.filter(status=Delivery.Status.PENDING, attempts__gt=0)
+            .order_by("next_attempt_at")
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+        if retry_at is not None:
+            enqueue(fanout_task, None, run_after=retry_at)
+    return [sent, delivered]
 
 
 def stale_deliveries() -> DeliveryQuerySet:

@@ -1,0 +1,174 @@
+"""Fan-out throughput of the hub against a raw aiohttp client, in the same run.
+
+A counting aiohttp server (its own process) stands in for N subscribers on 127.0.0.1.
+The baseline posts the same body N times from one aiohttp session at the hub's
+concurrency; the hub stores one publish and delivers it through its fan-out tasks
+(claim a batch, send it concurrently, record outcomes). Prints both rates and the ratio.
+
+    .venv/dev/bin/python bench/hub_fanout.py [--subscribers 10000] [--rounds 3] [--secret]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+BODY = b"<feed>" + b"x" * 2000 + b"</feed>"
+
+
+def serve(port_queue: multiprocessing.Queue, counter) -> None:  # type: ignore[type-arg,no-untyped-def]
+    from aiohttp import web
+
+    async def callback(request: web.Request) -> web.Response:
+        await request.read()
+        with counter.get_lock():
+            counter.value += 1
+        return web.Response(status=204)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/cb/{n}", callback)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port_queue.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def wait_for(counter, target: int, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while counter.value < target:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {counter.value} of {target} deliveries arrived")
+        time.sleep(0.001)
+
+
+async def raw_client(base: str, count: int, concurrency: int) -> None:
+    import aiohttp
+
+    semaphore = asyncio.Semaphore(concurrency)
+    headers = {"Content-Type": "application/atom+xml"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def post(n: int) -> None:
+            async with (
+                semaphore,
+                session.post(f"{base}/cb/{n}", data=BODY, headers=headers) as response,
+            ):
+                response.raise_for_status()
+
+        await asyncio.gather(*(post(n) for n in range(count)))
+
+
+def setup_django(db_path: Path) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(db_path),
+                # What the deployment docs recommend for SQLite hubs: WAL, immediate transactions.
+                "OPTIONS": {
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                    "transaction_mode": "IMMEDIATE",
+                },
+            }
+        },
+        INSTALLED_APPS=["django.contrib.contenttypes", "django_push.hub"],
+        USE_TZ=True,
+        PUSH_HUB_ALLOW_PRIVATE_ADDRESSES=True,
+        LOGGING_CONFIG=None,
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--secret", action="store_true", help="sign every delivery (sha256)")
+    args = parser.parse_args()
+
+    counter = multiprocessing.Value("q", 0)
+    ports: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    server = multiprocessing.Process(target=serve, args=(ports, counter), daemon=True)
+    server.start()
+    base = f"http://127.0.0.1:{ports.get(timeout=10)}"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        setup_django(Path(tmp) / "bench.sqlite3")
+        import datetime
+
+        from django.utils import timezone
+
+        from django_push.conf import conf
+        from django_push.hub import distribution
+        from django_push.hub.models import Content, HubSubscription
+        from django_push.hub.tasks import start_fanout
+
+        n = args.subscribers
+        topic = "http://publisher.test/feed"
+        expires = timezone.now() + datetime.timedelta(days=1)
+        secret = "s" * 40 if args.secret else ""
+        HubSubscription.objects.bulk_create(
+            HubSubscription(
+                topic=topic,
+                callback=f"{base}/cb/{i}",
+                secret=secret,
+                lease_seconds=86400,
+                expires_at=expires,
+            )
+            for i in range(n)
+        )
+        print(
+            f"{n} subscribers, body {len(BODY)} bytes, batch {conf.PUSH_HUB_BATCH_SIZE}, "
+            f"concurrency {conf.PUSH_HUB_CONCURRENCY}, signed: {args.secret}"
+        )
+
+        raw_rates, hub_rates = [], []
+        for round_ in range(1, args.rounds + 1):
+            start_count = counter.value
+            started = time.perf_counter()
+            asyncio.run(raw_client(base, n, conf.PUSH_HUB_CONCURRENCY))
+            wait_for(counter, start_count + n)
+            raw_rates.append(n / (time.perf_counter() - started))
+
+            start_count = counter.value
+            started = time.perf_counter()
+            content = distribution.store(
+                topic, BODY, "application/atom+xml", "http://hub.test/hub/"
+            )
+            start_fanout(content.deliveries.count(), content.pk)  # immediate backend: runs here
+            wait_for(counter, start_count + n)
+            hub_rates.append(n / (time.perf_counter() - started))
+            delivered = content.deliveries.filter(status="delivered").count()
+            assert delivered == n, f"round {round_}: {delivered} of {n} recorded as delivered"
+            Content.objects.all().delete()
+            print(
+                f"round {round_}: raw aiohttp {raw_rates[-1]:8.0f}/s   "
+                f"hub {hub_rates[-1]:8.0f}/s   ratio {hub_rates[-1] / raw_rates[-1]:.2f}"
+            )
+
+    raw, hub = statistics.median(raw_rates), statistics.median(hub_rates)
+    print(
+        f"median: raw aiohttp {raw:.0f} deliveries/s, hub {hub:.0f} deliveries/s, "
+        f"ratio {hub / raw:.2f} (target >= 0.60)"
+    )
+    server.terminate()
+
+
+if __name__ == "__main__":
+    main()
