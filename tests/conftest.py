@@ -43,7 +43,7 @@ def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
 
 
 @pytest.fixture
-def task_workers(transactional_db):
+def task_workers(transactional_db, live_server):
     """Real worker processes for PUSH_TEST_TASKS=db|rq (none for the immediate backend).
 
     They run this test settings module against the test database, so tests that use them
@@ -71,6 +71,8 @@ def task_workers(transactional_db):
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "PGDATABASE": str(connection.settings_dict["NAME"]),
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PUSH_TEST_DOMAIN": live_server.url.removeprefix("http://"),
+        "PUSH_TEST_INSECURE_SECRETS": "1",
     }
     if mode == "rq":
         import django_rq
