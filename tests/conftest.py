@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.servers import Server
@@ -89,3 +91,7 @@ def task_workers(transactional_db, live_server):
         worker.terminate()
     for worker in workers:
         worker.wait(timeout=10)
+
+
+# The browser test starts the whole demo; only the browser leg of .ci/run collects it.
+collect_ignore_glob = [] if os.environ.get("PUSH_BROWSER_TESTS") == "1" else ["browser/*"]

@@ -1,0 +1,106 @@
+"""The README's demo, driven in Debian's Chromium by Playwright: publish, see it arrive.
+
+Run by the browser leg of .ci/run (PUSH_BROWSER_TESTS=1); the screenshot lands in
+test-output/demo.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "test-output"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """Start scripts/demo exactly as the README says, on a free port and a fresh database."""
+    port = free_port()
+    env = {**os.environ, "DEMO_PORT": str(port), "DEMO_DB": str(tmp_path / "demo.sqlite3")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    process = subprocess.Popen(
+        [str(ROOT / "scripts" / "demo")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    ready = threading.Event()
+    log: list[str] = []
+
+    def read() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            log.append(line)
+            if "demo running" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 300
+    while not ready.wait(0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the demo did not start:\n" + "".join(log[-40:]))
+    yield f"http://127.0.0.1:{port}/", log
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    process.wait(30)
+    # Everything the demo started has stopped: the port is free again.
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the web server outlived the demo"
+
+
+def test_publish_and_watch_the_notification_arrive(demo):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _log = demo
+    chromium = shutil.which("chromium")
+    assert chromium, "install Debian's chromium: apt-get install chromium"
+    title = f"Hello WebSub {uuid.uuid4().hex[:6]}"
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        expect(page.locator("#sub-state")).to_contain_text("verified", timeout=15_000)
+
+        page.fill("#title", title)
+        page.fill("#body", "Published from the browser test.")
+        started = time.monotonic()
+        page.click("#publish")
+        arrived = page.locator("#notifications li.notification", has_text=title)
+        expect(arrived).to_be_visible(timeout=15_000)
+        elapsed = time.monotonic() - started
+        expect(arrived).to_contain_text("signature valid")
+        expect(page.locator("#hub-deliveries")).to_contain_text("1 delivered")
+        expect(page.locator("#sub-lease")).to_contain_text("3600 s")
+        page.screenshot(path=str(OUTPUT / "demo.png"), full_page=True)
+        browser.close()
+    print(f"notification shown {elapsed:.2f} s after Publish was pressed")
+    (OUTPUT / "demo-latency.txt").write_text(f"{elapsed:.3f}\n")
