@@ -1,0 +1,22 @@
+# settings.py of a site that publishes, subscribes and runs its own hub.
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_tasks_db",  # the embedded task queue (optional: see "Deployment")
+    "django_push.publisher",
+    "django_push.subscriber",
+    "django_push.hub",
+]
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+PUSH_HUB = "https://www.example.com/hub/"  # the hub your feeds declare
+PUSH_HUB_URL = "https://www.example.com/hub/"  # this site's hub, as subscribers see it
+PUSH_DOMAIN = "www.example.com"  # host of callback URLs (or use django.contrib.sites)
+PUSH_SSL_CALLBACK = True  # callbacks over https
+PUSH_LEASE_SECONDS = 7 * 24 * 3600
+PUSH_TIMEOUT = 10
+PUSH_HUB_TOPICS = ["https://www.example.com/"]  # what your hub may publish
