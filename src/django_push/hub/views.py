@@ -16,14 +16,9 @@ from django_push.conf import conf
 from django_push.hub import params
 from django_push.hub.models import Intent
 from django_push.hub.tasks import enqueue, publish_task, verify_intent_task
+from django_push.responses import plain_text
 
 logger = logging.getLogger("django_push")
-
-
-def _text(status: int, message: str) -> HttpResponse:
-    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 @method_decorator([csrf_exempt, login_not_required], name="dispatch")
@@ -33,18 +28,18 @@ class HubView(View):
     http_method_names = ["post", "get"]
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return _text(405, "This is a WebSub hub: send a form-encoded POST with hub.mode.")
+        return plain_text(405, "This is a WebSub hub: send a form-encoded POST with hub.mode.")
 
     def post(self, request: HttpRequest) -> HttpResponse:
         try:
             parsed = params.parse(request.POST)
         except params.InvalidRequest as exc:
             logger.info("Refused hub request: %s", exc)
-            return _text(400, str(exc))
+            return plain_text(400, str(exc))
         except RequestDataTooBig:
-            return _text(413, "Request body too large")
+            return plain_text(413, "Request body too large")
         except TooManyFieldsSent:
-            return _text(400, "Too many fields")
+            return plain_text(400, "Too many fields")
 
         if isinstance(parsed, params.PublishRequest):
             hub_url = self.hub_url(request)
@@ -55,7 +50,7 @@ class HubView(View):
                     enqueue(publish_task, topic, hub_url)
 
             transaction.on_commit(publish)
-            return _text(202, f"Publishing {len(parsed.topics)} topic(s)")
+            return plain_text(202, f"Publishing {len(parsed.topics)} topic(s)")
 
         intent = Intent.objects.create(
             mode=parsed.mode,
@@ -65,7 +60,7 @@ class HubView(View):
             lease_seconds=parsed.lease_seconds,
         )
         transaction.on_commit(lambda: enqueue(verify_intent_task, intent.pk))
-        return _text(202, f"{parsed.mode} request accepted; verification follows")
+        return plain_text(202, f"{parsed.mode} request accepted; verification follows")
 
     def hub_url(self, request: HttpRequest) -> str:
         """The hub's public URL, sent as rel="hub" with deliveries (H-15)."""

@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_push import protocol, signatures
 from django_push.conf import conf
 from django_push.links import parse_links
+from django_push.responses import plain_text
 from django_push.subscriber.models import Subscription
 from django_push.subscriber.signals import updated
 
@@ -23,12 +24,6 @@ logger = logging.getLogger("django_push")
 
 # WebSub H-9 challenges are short; refuse anything absurd rather than echo it.
 MAX_CHALLENGE_LENGTH = 1024
-
-
-def _text(status: int, message: str = "") -> HttpResponse:
-    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 @method_decorator([csrf_exempt, login_not_required], name="dispatch")
@@ -46,14 +41,14 @@ class CallbackView(View):
     def get(self, request: HttpRequest, pk: int | str) -> HttpResponse:
         subscription = Subscription.objects.filter(pk=pk).first()
         if subscription is None:
-            return _text(404, "Unknown subscription")
+            return plain_text(404, "Unknown subscription")
         params = request.GET
         missing = [name for name in (protocol.MODE, protocol.TOPIC) if not params.get(name)]
         if missing:
-            return _text(400, f"Missing parameters: {', '.join(missing)}")
+            return plain_text(400, f"Missing parameters: {', '.join(missing)}")
         mode, topic = params[protocol.MODE], params[protocol.TOPIC]
         if topic != subscription.topic:
-            return _text(404, "Mismatching topic URL")
+            return plain_text(404, "Mismatching topic URL")
 
         if mode == protocol.DENIED:
             reason = params.get(protocol.REASON, "")[:1000]
@@ -64,28 +59,28 @@ class CallbackView(View):
                 topic,
                 reason,
             )
-            return _text(200)
+            return plain_text(200)
         if mode not in (protocol.SUBSCRIBE, protocol.UNSUBSCRIBE):
-            return _text(404, "Unrecognized hub.mode parameter")
+            return plain_text(404, "Unrecognized hub.mode parameter")
 
         challenge = params.get(protocol.CHALLENGE, "")
         if not challenge:
-            return _text(400, "Missing parameters: hub.challenge")
+            return plain_text(400, "Missing parameters: hub.challenge")
         if len(challenge) > MAX_CHALLENGE_LENGTH:
-            return _text(400, "hub.challenge is too long")
+            return plain_text(400, "hub.challenge is too long")
         token = params.get(protocol.VERIFY_TOKEN)
         if subscription.verify_token and token is not None and token != subscription.verify_token:
-            return _text(404, "Mismatching hub.verify_token")
+            return plain_text(404, "Mismatching hub.verify_token")
         if not subscription.expects(mode):
             logger.warning("Refused an unrequested %s verification for %s", mode, topic)
-            return _text(404, f"No pending {mode} request for this topic")
+            return plain_text(404, f"No pending {mode} request for this topic")
 
         if mode == protocol.SUBSCRIBE:
             lease = params.get(protocol.LEASE_SECONDS)
             if lease is None:
-                return _text(400, "Missing hub.lease_seconds parameter")
+                return plain_text(400, "Missing hub.lease_seconds parameter")
             if not lease.isdigit():
-                return _text(400, "hub.lease_seconds must be an integer")
+                return plain_text(400, "hub.lease_seconds must be an integer")
             subscription.confirm_subscription(int(lease))
             logger.info(
                 "Verified subscription to %s via %s (lease %s s)",
@@ -96,29 +91,29 @@ class CallbackView(View):
         else:
             subscription.delete()
             logger.info("Verified unsubscription from %s via %s", topic, subscription.hub)
-        return _text(200, challenge)
+        return plain_text(200, challenge)
 
     def post(self, request: HttpRequest, pk: int | str) -> HttpResponse:
         subscription = Subscription.objects.filter(pk=pk).first()
         if subscription is None:
-            return _text(404, "Unknown subscription")
+            return plain_text(404, "Unknown subscription")
         limit = conf.PUSH_MAX_BODY_SIZE
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return _text(400, "Invalid Content-Length")
+            return plain_text(400, "Invalid Content-Length")
         if declared > limit:
-            return _text(413, f"Body over {limit} bytes")
+            return plain_text(413, f"Body over {limit} bytes")
         try:
             body = request.body
         except RequestDataTooBig:
-            return _text(413, f"Body over {limit} bytes")
+            return plain_text(413, f"Body over {limit} bytes")
         if len(body) > limit:
-            return _text(413, f"Body over {limit} bytes")
+            return plain_text(413, f"Body over {limit} bytes")
 
         if not subscription.is_active:
             logger.info("Dropped a notification for inactive subscription %s", subscription.pk)
-            return _text(410, "Subscription is not active")
+            return plain_text(410, "Subscription is not active")
         if subscription.secret:
             header = request.headers.get(protocol.SIGNATURE_HEADER)
             if not header:
@@ -126,14 +121,14 @@ class CallbackView(View):
                     "Dropped a notification without signature for %s",
                     subscription.topic,
                 )
-                return _text(400, "Missing X-Hub-Signature")
+                return plain_text(400, "Missing X-Hub-Signature")
             if not signatures.verify(subscription.secret, body, header):
                 # S-20: drop it but answer 2xx, so probing teaches nothing.
                 logger.warning(
                     "Dropped a notification with a bad signature for %s",
                     subscription.topic,
                 )
-                return _text(200)
+                return plain_text(200)
 
         link_header = request.headers.get("Link")
         self.links = parse_links(link_header) if link_header else None
@@ -141,7 +136,7 @@ class CallbackView(View):
         Subscription.objects.filter(pk=subscription.pk).update(last_notification_at=timezone.now())
         updated.send(sender=subscription, notification=body, request=request, links=self.links)
         self.handle_subscription()
-        return _text(200)
+        return plain_text(200)
 
     def handle_subscription(self) -> Any:
         """Hook for subclasses; called after the ``updated`` signal for valid content."""
