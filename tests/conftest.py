@@ -95,3 +95,16 @@ def task_workers(transactional_db, live_server):
 
 # The browser test starts the whole demo; only the browser leg of .ci/run collects it.
 collect_ignore_glob = [] if os.environ.get("PUSH_BROWSER_TESTS") == "1" else ["browser/*"]
+
+
+@pytest.fixture
+def close_async_connections():
+    """Close the connection that sync_to_async's worker thread opened, so PostgreSQL can drop
+    the test database at the end of the run."""
+    yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all)())

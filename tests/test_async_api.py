@@ -9,7 +9,10 @@ import pytest
 from django_push.subscriber.models import Subscription
 from tests.servers import Reply
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_async_connections"),
+]
 
 
 def test_asubscribe_and_aunsubscribe(server):

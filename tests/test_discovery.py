@@ -137,7 +137,7 @@ def test_subscribe_with_only_a_topic_url(server, django_capture_on_commit_callba
 
 
 @pytest.mark.django_db(transaction=True)
-def test_asubscribe_with_only_a_topic_url(server):
+def test_asubscribe_with_only_a_topic_url(server, close_async_connections):
     server.replies["/page"] = Reply(200, b"", {"Link": f'<{server.url}/hub>; rel="hub"'})
     server.replies["/hub"] = Reply(202)
     sub = asyncio.run(Subscription.objects.asubscribe(server.url + "/page"))
