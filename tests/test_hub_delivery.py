@@ -235,3 +235,26 @@ def test_admin_pages_and_actions(admin_client, server):
         {"action": "drop", "_selected_action": [delivery.pk]},
     )
     assert not Delivery.objects.exists()
+
+
+def test_old_finished_records_are_pruned(server, settings):
+    from django_push.hub.models import Intent
+
+    settings.PUSH_HUB_RETENTION = 60
+    server.replies["/cb"] = Reply(204)
+    subscribe(server.url + "/cb", server.url + "/topic")
+    publish(server)
+    old = timezone.now() - datetime.timedelta(seconds=120)
+    finished = Content.objects.get()
+    pending = distribution.store(finished.topic, b"y", "text/plain", HUB_URL)  # not delivered yet
+    Content.objects.update(fetched_at=old)
+    Intent.objects.create(
+        mode="subscribe", topic="http://t/", callback="http://c/", status="failed"
+    )
+    Intent.objects.create(mode="subscribe", topic="http://t/", callback="http://c/")
+    Intent.objects.update(created_at=old)
+    out = io.StringIO()
+    call_command("hub_sweep", stdout=out)
+    assert "1 old content(s) and 1 old verification(s) pruned" in out.getvalue()
+    assert list(Content.objects.values_list("pk", flat=True)) == [pending.pk]
+    assert Intent.objects.get().status == "pending"

@@ -157,6 +157,11 @@ class Settings:
         return float(getattr(settings, "PUSH_HUB_RETRY_BASE", 30.0))
 
     @property
+    def PUSH_HUB_RETENTION(self) -> int:
+        """Seconds finished contents, deliveries and verifications are kept for the admin."""
+        return int(getattr(settings, "PUSH_HUB_RETENTION", 7 * 24 * 3600))
+
+    @property
     def PUSH_HUB_CLAIM_SECONDS(self) -> int:
         """How long a worker's claim on pending work lasts before the sweeper takes it back."""
         return int(getattr(settings, "PUSH_HUB_CLAIM_SECONDS", 300))

@@ -20,7 +20,7 @@ from django_push import http, protocol, signatures
 from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import retry
-from django_push.hub.models import Content, Delivery, HubSubscription
+from django_push.hub.models import Content, Delivery, HubSubscription, Intent
 from django_push.links import format_links
 
 logger = logging.getLogger("django_push")
@@ -258,6 +258,21 @@ def _schedule_retry(outcome: Outcome, now: datetime.datetime) -> None:
         )
     delivery.save()
     HubSubscription.objects.filter(pk=delivery.subscription_id).update(failures=F("failures") + 1)
+
+
+def prune() -> tuple[int, int]:
+    """Delete what is older than ``PUSH_HUB_RETENTION`` and finished: contents with no
+    pending delivery (their deliveries go with them) and decided verifications."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_RETENTION)
+    old = Content.objects.filter(fetched_at__lt=cutoff).exclude(
+        deliveries__status=Delivery.Status.PENDING
+    )
+    contents = old.count()
+    old.delete()
+    intents, _ = (
+        Intent.objects.filter(created_at__lt=cutoff).exclude(status=Intent.Status.PENDING).delete()
+    )
+    return contents, intents
 
 
 def expire_leases() -> int:

@@ -100,8 +100,12 @@ def sweep() -> tuple[int, int]:
 
 @task()
 def sweep_task(reschedule: bool = True) -> list[int]:
-    """Run :func:`sweep`, then again after ``PUSH_HUB_CLAIM_SECONDS`` (if the backend can defer)."""
+    """Run :func:`sweep` and prune old records, then again after ``PUSH_HUB_CLAIM_SECONDS``
+    (if the backend can defer)."""
+    from django_push.hub.distribution import prune
+
     expired, enqueued = sweep()
+    prune()
     if reschedule:
         delay = datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
         enqueue(sweep_task, True, run_after=timezone.now() + delay)

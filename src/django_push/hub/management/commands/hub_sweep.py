@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from django_push.hub.distribution import prune
 from django_push.hub.tasks import stale_deliveries, sweep
 
 
@@ -18,4 +19,9 @@ class Command(BaseCommand):
         self.stdout.write(f"{stale} stale delivery(ies) found.")
         expired, enqueued = sweep()
         self.stdout.write(f"{expired} expired subscription(s) removed.")
+        contents, intents = prune()
+        self.stdout.write(
+            f"{contents} old content(s) and {intents} old verification(s) pruned "
+            "(PUSH_HUB_RETENTION)."
+        )
         self.stdout.write(self.style.SUCCESS(f"{enqueued} fan-out task(s) enqueued."))
