@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 from importlib.util import find_spec
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING or find_spec("django.tasks"):
     from django.tasks import Task, default_task_backend, task, task_backends
@@ -15,11 +16,21 @@ else:  # pragma: no cover - exercised on the Django 5.2 leg
     )
     from django_tasks.base import Task  # type: ignore[assignment,no-redef,unused-ignore]
 
-__all__ = ["Task", "backend", "default_task_backend", "task", "task_backends"]
+__all__ = ["Task", "default_task_backend", "enqueue", "task", "task_backends"]
 
 
-def backend():  # type: ignore[no-untyped-def]  # the backend class differs between the two packages
-    """The task backend named by ``PUSH_TASK_BACKEND``."""
+def enqueue(task_obj: Task, *args: Any, run_after: datetime.datetime | None = None) -> bool:  # type: ignore[type-arg]
+    """Enqueue ``task_obj`` on the ``PUSH_TASK_BACKEND`` backend; True if it was enqueued.
+
+    With ``run_after`` on a backend that cannot defer tasks, nothing is enqueued: the
+    work is left to whatever sweeps for it (the hub's sweeper, the renewal command).
+    """
     from django_push.conf import conf
 
-    return task_backends[conf.PUSH_TASK_BACKEND]
+    configured = task_obj.using(backend=conf.PUSH_TASK_BACKEND)
+    if run_after is not None:
+        if not configured.get_backend().supports_defer:
+            return False
+        configured = configured.using(run_after=run_after)
+    configured.enqueue(*args)
+    return True

@@ -11,22 +11,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from django_push.conf import conf
-from django_push.tasks import task
+from django_push.tasks import enqueue, task
 
 if TYPE_CHECKING:
     from django_push.hub.models import DeliveryQuerySet
 
 logger = logging.getLogger("django_push")
-
-
-def enqueue(task_obj, *args, run_after: datetime.datetime | None = None) -> None:  # type: ignore[no-untyped-def]  # Task differs between django.tasks and the backport
-    """Enqueue on PUSH_TASK_BACKEND; deferred work is left to the sweeper if it cannot defer."""
-    configured = task_obj.using(backend=conf.PUSH_TASK_BACKEND)
-    if run_after is not None:
-        if not configured.get_backend().supports_defer:
-            return  # the sweeper (command or task) picks the work up when it is due
-        configured = configured.using(run_after=run_after)
-    configured.enqueue(*args)
 
 
 @task()

@@ -15,8 +15,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django_push.conf import conf
 from django_push.hub import params
 from django_push.hub.models import Intent
-from django_push.hub.tasks import enqueue, publish_task, verify_intent_task
+from django_push.hub.tasks import publish_task, verify_intent_task
 from django_push.responses import plain_text
+from django_push.tasks import enqueue
 
 logger = logging.getLogger("django_push")
 

@@ -65,7 +65,8 @@ def publish_on_commit(url: str, hub_url: str | None = None, *, using: str | None
 
     def enqueue() -> None:
         from django_push.publisher.tasks import ping_hub_task
+        from django_push.tasks import enqueue
 
-        ping_hub_task.using(backend=conf.PUSH_TASK_BACKEND).enqueue(url, hub)
+        enqueue(ping_hub_task, url, hub)
 
     transaction.on_commit(enqueue, using=using)

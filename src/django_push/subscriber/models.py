@@ -95,10 +95,9 @@ class SubscriptionManager(models.Manager["Subscription"]):
 
         def enqueue() -> None:
             from django_push.subscriber.tasks import subscribe_task
+            from django_push.tasks import enqueue
 
-            subscribe_task.using(backend=conf.PUSH_TASK_BACKEND).enqueue(
-                subscription.pk, lease_seconds
-            )
+            enqueue(subscribe_task, subscription.pk, lease_seconds)
 
         transaction.on_commit(enqueue, using=self.db)
         return subscription

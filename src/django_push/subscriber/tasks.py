@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from django_push.conf import conf
 from django_push.exceptions import PushError
-from django_push.tasks import task
+from django_push.tasks import enqueue, task
 
 logger = logging.getLogger("django_push")
 
@@ -61,10 +61,7 @@ def renew_leases_task(reschedule: bool = True) -> list[int]:
     logger.info("Lease renewal: %s renewed, %s failed", renewed, failed)
     if reschedule:
         run_after = timezone.now() + datetime.timedelta(seconds=conf.PUSH_RENEW_INTERVAL)
-        task_ = renew_leases_task.using(backend=conf.PUSH_TASK_BACKEND)
-        if task_.get_backend().supports_defer:
-            task_.using(run_after=run_after).enqueue(True)
-        else:
+        if not enqueue(renew_leases_task, True, run_after=run_after):
             logger.warning(
                 "Task backend %r cannot defer tasks: lease renewal is not rescheduled; "
                 "run the renew_subscriptions command from cron instead",
