@@ -71,9 +71,12 @@ def demo(tmp_path):
     yield f"http://127.0.0.1:{port}/", log
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     process.wait(30)
-    # Everything the demo started has stopped: the port is free again.
+    # Everything the demo started has stopped: the port is free and its process group is empty.
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the web server outlived the demo"
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # the worker and the server were in the demo's group
 
 
 def test_publish_and_watch_the_notification_arrive(demo):
