@@ -9,7 +9,7 @@ import pytest
 
 from django_push import http
 from django_push.exceptions import FetchError
-from tests.servers import Reply
+from tests.servers import Reply, Server
 
 
 def run(coro):
@@ -140,3 +140,18 @@ def test_body_sent_in_slow_chunks_is_read_whole():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_get_does_not_follow_307_unless_asked(server):
+    server.replies["/cb"] = Reply(307, headers={"Location": "/elsewhere"})
+    assert run(http.get(server.url + "/cb")).status == 307
+    assert [r.path for r in server.requests] == ["/cb"]
+
+
+def test_credentials_are_not_sent_to_another_host(server):
+    with Server() as other:
+        server.replies["/hub"] = Reply(307, headers={"Location": other.url + "/moved"})
+        run(http.post_form(server.url + "/hub", {"a": "b"}, auth=("user", "pw")))
+        assert "Authorization" in server.requests[0].headers
+        assert other.requests[0].path == "/moved"
+        assert "Authorization" not in other.requests[0].headers

@@ -178,7 +178,8 @@ async def request(
     """Send one request and return its ``Response``; transport failures raise ``FetchError``.
 
     With ``follow_redirects=False``, 307 and 308 are still followed for POSTs: WebSub
-    lets a hub move with them and asks subscribers to repeat the request (S-8).
+    lets a hub move with them and asks subscribers to repeat the request (S-8). Any other
+    3xx is returned as it is (a verification answered with a redirect has failed, H-10).
     """
     own_session = session is None
     session = session or client_session(guard=guard)
@@ -199,9 +200,13 @@ async def request(
             async with session.request(method, target, **kwargs) as response:
                 status, location = response.status, response.headers.get("Location")
                 if location and (
-                    status in (307, 308) or (follow_redirects and status in REDIRECTS)
+                    (status in (307, 308) and method == "POST")
+                    or (follow_redirects and status in REDIRECTS)
                 ):
-                    url = str(response.url.join(URL(location)))
+                    target_url = response.url.join(URL(location))
+                    if target_url.origin() != response.url.origin():
+                        kwargs["headers"].pop("Authorization", None)  # credentials stay home
+                    url = str(target_url)
                     params = None  # already part of the URL redirected from
                     if status == 303 or (status in (301, 302) and method == "POST"):
                         method, kwargs["data"] = "GET", None
