@@ -57,6 +57,7 @@ def test_challenges_are_single_use(server):
         (Reply(200, b"wrong"), "did not echo the challenge"),
         (Reply(404), "HTTP 404"),
         (Reply(302, headers={"Location": "/elsewhere"}), "HTTP 302"),
+        (Reply(307, headers={"Location": "/elsewhere"}), "HTTP 307"),
     ],
 )
 def test_failed_verification_changes_nothing(server, reply, reason):
