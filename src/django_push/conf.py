@@ -7,13 +7,10 @@ without any cache to reset. Nothing else in the package reads ``PUSH_*`` names.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from django.conf import settings
 
 from django_push.protocol import Algorithm
-
-_UNSET: Any = object()
 
 # Defaults of the hub's lease policy (WebSub 8.2 suggests leases of about 10 days).
 TEN_DAYS = 10 * 24 * 3600
