@@ -55,8 +55,9 @@ def test_e005_bad_lease_seconds(settings, value):
     assert ids(checks.check_subscriber_settings()) == ["django_push.E005"]
 
 
-def test_e006_bad_max_body_size(settings):
-    settings.PUSH_MAX_BODY_SIZE = 0
+@pytest.mark.parametrize("value", [0, "abc", 1.5])
+def test_e006_bad_max_body_size(settings, value):
+    settings.PUSH_MAX_BODY_SIZE = value
     assert ids(checks.check_subscriber_settings()) == ["django_push.E006"]
 
 

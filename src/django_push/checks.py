@@ -87,7 +87,7 @@ def check_subscriber_settings(
                 id="django_push.E005",
             )
         )
-    max_body = getattr(conf, "PUSH_MAX_BODY_SIZE", None)
+    max_body = conf.PUSH_MAX_BODY_SIZE
     if not _positive_number(max_body, integer=True):
         errors.append(
             Error(
