@@ -19,6 +19,12 @@ from django_push.subscriber.views import CallbackView
 
 pytestmark = pytest.mark.django_db
 TOPIC = "http://example.com/feed"
+SUBSCRIBE = {
+    "hub.mode": "subscribe",
+    "hub.topic": TOPIC,
+    "hub.challenge": "c",
+    "hub.lease_seconds": "5",
+}
 
 
 @pytest.fixture
@@ -146,12 +152,7 @@ def test_too_long_challenge_is_refused(client):
 
 def test_unrequested_subscribe_verification_is_404(client):
     sub = make()  # nothing pending, not verified
-    params = {
-        "hub.mode": "subscribe",
-        "hub.topic": TOPIC,
-        "hub.challenge": "c",
-        "hub.lease_seconds": "5",
-    }
+    params = SUBSCRIBE
     assert verify(client, sub, **params).status_code == 404
     sub.refresh_from_db()
     assert not sub.verified
@@ -192,23 +193,13 @@ def test_requested_unsubscribe_deletes_the_row(client):
 
 def test_subscribe_verification_while_unsubscribe_pending_is_404(client):
     sub = active(pending="unsubscribe")
-    params = {
-        "hub.mode": "subscribe",
-        "hub.topic": TOPIC,
-        "hub.challenge": "c",
-        "hub.lease_seconds": "5",
-    }
+    params = SUBSCRIBE
     assert verify(client, sub, **params).status_code == 404
 
 
 def test_legacy_verify_token_must_match(client):
     sub = make(pending="subscribe", verify_token="tok")
-    params = {
-        "hub.mode": "subscribe",
-        "hub.topic": TOPIC,
-        "hub.challenge": "c",
-        "hub.lease_seconds": "5",
-    }
+    params = SUBSCRIBE
     assert verify(client, sub, **params, **{"hub.verify_token": "nope"}).status_code == 404
     assert verify(client, sub, **params, **{"hub.verify_token": "tok"}).status_code == 200
 
