@@ -16,9 +16,10 @@ from django_push.hub import distribution, retry
 from django_push.hub.models import Content, Delivery, HubSubscription
 from django_push.hub.tasks import fanout_task, publish_task, sweep, sweep_task
 from django_push.links import parse_links
+from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.servers import Reply
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub_queue")]
 
 HUB_URL = "https://hub.example/hub/"
 
@@ -35,7 +36,9 @@ def subscribe(callback, topic, secret="", lease=3600):
 
 def publish(server, body=b"hello", content_type="text/plain; charset=utf-8"):
     server.replies["/topic"] = Reply(200, body, {"Content-Type": content_type})
-    return publish_task.call(server.url + "/topic", HUB_URL)
+    content_id = publish_task.call(server.url + "/topic", HUB_URL)
+    run_queued()  # the fan-out tasks, on a real queue (PUSH_TEST_TASKS=rq|db)
+    return content_id
 
 
 def posts(server, path):
@@ -108,6 +111,7 @@ def test_failing_subscriber_gets_content_after_three_failures(server, settings):
         wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
         time.sleep(max(wait, 0) + 0.01)
         sweep()  # re-enqueues the due retry (the immediate backend cannot defer)
+        run_queued()
     delivery = Delivery.objects.get()
     assert delivery.status == Delivery.Status.DELIVERED
     assert delivery.attempts == 4
@@ -123,6 +127,7 @@ def test_retry_is_not_early(server, settings):
     subscribe(server.url + "/cb", server.url + "/topic")
     publish(server)
     sweep()
+    run_queued()
     fanout_task.call()
     assert len(posts(server, "/cb")) == 1
     delivery = Delivery.objects.get()
@@ -174,6 +179,7 @@ def test_expired_claims_are_swept(server, settings):
     )
     out = io.StringIO()
     call_command("hub_sweep", stdout=out)
+    run_queued()
     assert "1 stale delivery(ies) found." in out.getvalue()
     assert Delivery.objects.get().status == Delivery.Status.DELIVERED
 
@@ -228,6 +234,7 @@ def test_admin_pages_and_actions(admin_client, server):
         {"action": "retry_now", "_selected_action": [delivery.pk]},
         follow=True,
     )
+    run_queued()
     assert b"queued again" in response.content
     assert Delivery.objects.get().status == Delivery.Status.DELIVERED
     admin_client.post(

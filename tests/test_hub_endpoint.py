@@ -6,9 +6,10 @@ import pytest
 
 from django_push.hub.models import Content, HubSubscription, Intent
 from django_push.hub.params import topic_allowed
+from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.servers import Reply
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub_queue")]
 
 HUB = "/hub/"
 
@@ -148,10 +149,38 @@ def test_answer_does_not_depend_on_verification(
             hub_topic="http://testserver/f",
         )
     assert response.status_code == 202
+    run_queued()  # the verification task, on a real queue (PUSH_TEST_TASKS=rq|db)
     intent = Intent.objects.get()
     assert intent.status == Intent.Status.FAILED
     assert intent.reason == "callback answered HTTP 404"
     assert not HubSubscription.objects.exists()
+
+
+@pytest.mark.parametrize("hub_setting", ["", "https://hub.example/websub"])
+def test_publish_fetches_each_url_once_and_names_the_hub(
+    client, server, settings, django_capture_on_commit_callbacks, hub_setting
+):
+    # H-20: hub.url is repeatable, hub.topic is accepted too; each topic is fetched once (H-13).
+    settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+    settings.PUSH_HUB_URL = hub_setting
+    for path in ["/a", "/b"]:
+        server.replies[path] = Reply(200, path.encode(), {"Content-Type": "text/plain"})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            HUB,
+            {
+                "hub.mode": "publish",
+                "hub.url": [server.url + "/a", server.url + "/b", server.url + "/a"],
+                "hub.topic": server.url + "/b",
+            },
+        )
+    assert response.status_code == 202
+    assert response.content == b"Publishing 2 topic(s)"
+    run_queued()
+    assert sorted(r.path for r in server.requests) == ["/a", "/b"]
+    stored = {c.topic: (bytes(c.body), c.hub_url) for c in Content.objects.all()}
+    hub_url = hub_setting or "http://testserver/hub/"
+    assert stored == {server.url + "/a": (b"/a", hub_url), server.url + "/b": (b"/b", hub_url)}
 
 
 def test_private_addresses_are_refused_by_default(client, settings):
