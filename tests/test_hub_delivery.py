@@ -167,6 +167,17 @@ def test_expired_leases_get_nothing_and_are_cleaned_up(server):
     assert not HubSubscription.objects.exists()
 
 
+def test_lease_ending_after_publish_stops_pending_deliveries(server):
+    # H-11: the lease ends between storing the content and sending it.
+    sub = subscribe(server.url + "/cb", server.url + "/topic")
+    distribution.store(sub.topic, b"x", "text/plain", HUB_URL)
+    HubSubscription.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    assert distribution.fanout() == (0, 0)
+    assert posts(server, "/cb") == []
+    assert sweep() == (1, 0)
+    assert not Delivery.objects.exists()
+
+
 def test_expired_claims_are_swept(server, settings):
     # A worker claimed a batch and died: after the claim expires the sweeper re-enqueues it.
     server.replies["/topic"] = Reply(200, b"x", {"Content-Type": "text/plain"})

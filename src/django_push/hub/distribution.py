@@ -100,10 +100,13 @@ class Batch:
 
 def claim(limit: int, content_id: int | None = None) -> Batch:
     """Claim up to ``limit`` due deliveries for this worker until the claim expires."""
-    until = timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+    now = timezone.now()
+    until = now + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
     token = uuid.uuid4().hex
     with transaction.atomic():
-        due = Delivery.objects.due()
+        # A lease that ended after the content was stored gets nothing more (H-11); the
+        # sweeper removes the subscription and its deliveries.
+        due = Delivery.objects.due().filter(subscription__expires_at__gt=now)
         if content_id is not None:
             due = due.filter(content_id=content_id)
         rows = list(
@@ -277,5 +280,5 @@ def prune() -> tuple[int, int]:
 
 def expire_leases() -> int:
     """Delete subscriptions whose lease has ended (H-11); returns how many."""
-    count, _ = HubSubscription.objects.expired().delete()
-    return count
+    _, deleted = HubSubscription.objects.expired().delete()  # their deliveries go too
+    return deleted.get(HubSubscription._meta.label, 0)
