@@ -161,6 +161,25 @@ def check_hub_settings(
                 id="django_push.E104",
             )
         )
+    from django.conf import settings
+
+    # The hub's numeric settings, and whether each must be an integer.
+    numbers = {
+        "PUSH_HUB_MAX_CONTENT_SIZE": True,
+        "PUSH_HUB_BATCH_SIZE": True,
+        "PUSH_HUB_CONCURRENCY": True,
+        "PUSH_HUB_RETRY_HORIZON": True,
+        "PUSH_HUB_RETRY_BASE": False,
+        "PUSH_HUB_RETENTION": True,
+        "PUSH_HUB_CLAIM_SECONDS": True,
+    }
+    for name, integer in numbers.items():
+        value = getattr(settings, name, 1)  # unset: the default, which is valid
+        if not _positive_number(value, integer=integer):
+            kind = "integer" if integer else "number"
+            errors.append(
+                Error(f"{name} must be a positive {kind}, not {value!r}.", id="django_push.E105")
+            )
     if conf.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES:
         errors.append(
             Warning(
