@@ -178,6 +178,28 @@ def test_lease_ending_after_publish_stops_pending_deliveries(server):
     assert not Delivery.objects.exists()
 
 
+def test_outcomes_of_deliveries_gone_or_reclaimed_meanwhile_are_dropped(server):
+    # The same subscriber owes two contents in one batch: 410 for the first removes the
+    # subscription with both deliveries; 500 for the second finds nothing left to retry.
+    sub = subscribe(server.url + "/cb", server.url + "/topic")
+    other = subscribe(server.url + "/other", server.url + "/topic")
+    for body in [b"1", b"2"]:
+        distribution.store(sub.topic, body, "text/plain", HUB_URL)
+    batch = distribution.claim(10)
+    mine = [job for job in batch.jobs if job.subscription_id == sub.pk]
+    [theirs, _] = [job for job in batch.jobs if job.subscription_id == other.pk]
+    Delivery.objects.filter(pk=theirs.pk).update(claim="another-worker")
+    outcomes = [
+        distribution.Outcome(mine[0], 410),
+        distribution.Outcome(mine[1], 500),
+        distribution.Outcome(theirs, None, "timeout"),
+    ]
+    distribution.record(batch, outcomes)
+    assert list(HubSubscription.objects.values_list("pk", flat=True)) == [other.pk]
+    reclaimed = Delivery.objects.get(pk=theirs.pk)
+    assert (reclaimed.attempts, reclaimed.claim) == (0, "another-worker")  # left to its owner
+
+
 def test_expired_claims_are_swept(server, settings):
     # A worker claimed a batch and died: after the claim expires the sweeper re-enqueues it.
     server.replies["/topic"] = Reply(200, b"x", {"Content-Type": "text/plain"})

@@ -234,11 +234,15 @@ def record(batch: Batch, outcomes: list[Outcome]) -> None:
             HubSubscription.objects.filter(pk__in=gone).delete()
         for outcome in not_delivered:
             if outcome.status != 410:
-                _schedule_retry(outcome, now)
+                _schedule_retry(outcome, batch.token, now)
 
 
-def _schedule_retry(outcome: Outcome, now: datetime.datetime) -> None:
-    delivery = Delivery.objects.get(pk=outcome.job.pk)
+def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> None:
+    # Still ours? It may have been dropped (admin, a 410 in the same batch) or, after the
+    # claim expired, claimed by another worker, which will record its own outcome.
+    delivery = Delivery.objects.filter(pk=outcome.job.pk, claim=token).first()
+    if delivery is None:
+        return
     delivery.attempts += 1
     delivery.first_failure_at = delivery.first_failure_at or now
     delivery.last_status = outcome.status
