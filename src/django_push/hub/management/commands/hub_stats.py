@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db.models import Count
 
-from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
+from django_push.hub.models import Content, Delivery, HubSubscription, Intent
 
 
 class Command(BaseCommand):
@@ -17,8 +17,7 @@ class Command(BaseCommand):
             ("active subscriptions", subscriptions.active().count()),
             ("expired subscriptions", subscriptions.expired().count()),
             ("topics", subscriptions.active().values("topic").distinct().count()),
-            ("pending verifications", Intent.objects.pending().count()),
-            ("pending publishes", Ping.objects.pending().count()),
+            ("pending verifications", Intent.objects.filter(status=Intent.Status.PENDING).count()),
             ("published contents", Content.objects.count()),
         ]
         by_status = dict(
