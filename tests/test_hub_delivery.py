@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from django_push import signatures
 from django_push.hub import distribution, retry
-from django_push.hub.models import Content, Delivery, HubSubscription
+from django_push.hub.models import Content, Delivery, HubSubscription, Ping
 from django_push.hub.tasks import fanout_task, publish_task, sweep, sweep_task
 from django_push.links import parse_links
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
@@ -258,7 +258,7 @@ def test_admin_pages_and_actions(admin_client, server):
     server.replies["/cb"] = Reply(500)
     subscribe(server.url + "/cb", server.url + "/topic")
     publish(server)
-    for name in ["hubsubscription", "intent", "content", "delivery"]:
+    for name in ["hubsubscription", "intent", "ping", "content", "delivery"]:
         assert admin_client.get(reverse(f"admin:push_hub_{name}_changelist")).status_code == 200
     server.replies["/cb"] = Reply(204)
     delivery = Delivery.objects.get()
@@ -291,10 +291,17 @@ def test_old_finished_records_are_pruned(server, settings):
     Intent.objects.create(
         mode="subscribe", topic="http://t/", callback="http://c/", status="failed"
     )
-    Intent.objects.create(mode="subscribe", topic="http://t/", callback="http://c/")
+    in_hand = timezone.now() + datetime.timedelta(seconds=60)  # claimed by a live worker
+    Intent.objects.create(
+        mode="subscribe", topic="http://t/", callback="http://c/", claimed_until=in_hand
+    )
     Intent.objects.update(created_at=old)
+    Ping.objects.create(topic="http://t/", hub_url=HUB_URL, status="fetched")
+    Ping.objects.create(topic="http://t/", hub_url=HUB_URL, claimed_until=in_hand)
+    Ping.objects.update(received_at=old)
     out = io.StringIO()
     call_command("hub_sweep", stdout=out)
-    assert "1 old content(s) and 1 old verification(s) pruned" in out.getvalue()
+    assert "1 old content(s) and 2 old request(s) pruned" in out.getvalue()
     assert list(Content.objects.values_list("pk", flat=True)) == [pending.pk]
     assert Intent.objects.get().status == "pending"
+    assert Ping.objects.get().status == "pending"

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from django_push.hub.models import Content, Delivery, HubSubscription, Intent
+from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 from django_push.hub.tasks import start_fanout
 
 
@@ -31,6 +31,14 @@ class IntentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["status", "mode"]
     search_fields = ["callback", "topic"]
     exclude = ["secret"]
+
+
+@admin.register(Ping)
+class PingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["topic", "status", "reason", "received_at", "finished_at", "content"]
+    list_filter = ["status"]
+    search_fields = ["topic"]
+    raw_id_fields = ["content"]
 
 
 @admin.register(Content)

@@ -20,14 +20,18 @@ from django_push import http, protocol, signatures
 from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import retry
-from django_push.hub.models import Content, Delivery, HubSubscription, Intent
+from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 from django_push.links import format_links
 
 logger = logging.getLogger("django_push")
 
 
-def fetch(topic: str, hub_url: str) -> Content | None:
-    """Fetch ``topic`` and store it as one ``Content`` row; ``None`` when the fetch fails."""
+def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | None:
+    """Fetch ``topic`` and store it as one ``Content`` row; ``None`` when the fetch fails.
+
+    With ``ping_id``, the outcome is written to that ``Ping`` (in the same transaction as
+    the content, so a ping is never fetched twice once its content is stored).
+    """
     try:
         response = async_to_sync(http.get)(
             topic,
@@ -36,15 +40,25 @@ def fetch(topic: str, hub_url: str) -> Content | None:
             guard=http.guard_enabled(),
         )
     except FetchError as exc:
-        logger.error("Hub could not fetch %s: %s", topic, exc.reason)
+        _fetch_failed(topic, ping_id, exc.reason)
         return None
     if not response.ok:
-        logger.error("Hub could not fetch %s: HTTP %s", topic, response.status)
+        _fetch_failed(topic, ping_id, f"HTTP {response.status}")
         return None
-    return store(topic, response.body, response.content_type, hub_url)
+    return store(topic, response.body, response.content_type, hub_url, ping_id)
 
 
-def store(topic: str, body: bytes, content_type: str, hub_url: str) -> Content:
+def _fetch_failed(topic: str, ping_id: int | None, reason: str) -> None:
+    logger.error("Hub could not fetch %s: %s", topic, reason)
+    if ping_id is not None:
+        Ping.objects.filter(pk=ping_id).update(
+            status=Ping.Status.FAILED, reason=reason, finished_at=timezone.now()
+        )
+
+
+def store(
+    topic: str, body: bytes, content_type: str, hub_url: str, ping_id: int | None = None
+) -> Content:
     """Store one version of ``topic`` and a pending delivery for each active subscription."""
     with transaction.atomic():
         content = Content.objects.create(
@@ -66,6 +80,10 @@ def store(topic: str, body: bytes, content_type: str, hub_url: str) -> Content:
                 f"SELECT %s, id, %s, 0, %s, '', '' FROM {subscriptions.db_table} "
                 "WHERE topic = %s AND expires_at > %s",
                 [content.pk, Delivery.Status.PENDING, now, topic, now],
+            )
+        if ping_id is not None:
+            Ping.objects.filter(pk=ping_id).update(
+                status=Ping.Status.FETCHED, content=content, finished_at=now
             )
     return content
 
@@ -269,7 +287,8 @@ def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> Non
 
 def prune() -> tuple[int, int]:
     """Delete what is older than ``PUSH_HUB_RETENTION`` and finished: contents with no
-    pending delivery (their deliveries go with them) and decided verifications."""
+    pending delivery (their deliveries go with them), then decided verifications and
+    publish requests: ``(contents, requests)``."""
     cutoff = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_RETENTION)
     old = Content.objects.filter(fetched_at__lt=cutoff).exclude(
         deliveries__status=Delivery.Status.PENDING
@@ -279,7 +298,10 @@ def prune() -> tuple[int, int]:
     intents, _ = (
         Intent.objects.filter(created_at__lt=cutoff).exclude(status=Intent.Status.PENDING).delete()
     )
-    return contents, intents
+    pings, _ = (
+        Ping.objects.filter(received_at__lt=cutoff).exclude(status=Ping.Status.PENDING).delete()
+    )
+    return contents, intents + pings
 
 
 def expire_leases() -> int:

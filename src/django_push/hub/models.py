@@ -8,6 +8,7 @@ has expired (at-least-once delivery).
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -55,6 +56,21 @@ class HubSubscription(models.Model):
         return self.expires_at > timezone.now()
 
 
+class IntentQuerySet(models.QuerySet["Intent"]):
+    def pending(self) -> IntentQuerySet:
+        return self.filter(status=Intent.Status.PENDING)
+
+    def claimable(self) -> IntentQuerySet:
+        """Pending, and not claimed by a live worker."""
+        return self.pending().filter(_unclaimed())
+
+    def stale(self, forgotten: datetime.datetime) -> IntentQuerySet:
+        """Claimable and known to no live task: its worker died, or its task was lost."""
+        return self.claimable().filter(
+            models.Q(claimed_until__isnull=False) | models.Q(created_at__lt=forgotten)
+        )
+
+
 class Intent(models.Model):
     """A subscribe or unsubscribe request waiting for verification of intent (5.3)."""
 
@@ -74,7 +90,10 @@ class Intent(models.Model):
     )
     reason = models.TextField(_("outcome"), blank=True)
     created_at = models.DateTimeField(_("received"), auto_now_add=True)
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = IntentQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("verification of intent")
@@ -101,6 +120,63 @@ class Content(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
+
+
+class PingQuerySet(models.QuerySet["Ping"]):
+    def pending(self) -> PingQuerySet:
+        return self.filter(status=Ping.Status.PENDING)
+
+    def claimable(self) -> PingQuerySet:
+        """Pending, and not claimed by a live worker."""
+        return self.pending().filter(_unclaimed())
+
+    def stale(self, forgotten: datetime.datetime) -> PingQuerySet:
+        """Claimable and known to no live task: its worker died, or its task was lost."""
+        return self.claimable().filter(
+            models.Q(claimed_until__isnull=False) | models.Q(received_at__lt=forgotten)
+        )
+
+
+class Ping(models.Model):
+    """A publish request for one topic, kept until the topic has been fetched.
+
+    The task queue only triggers the fetch: a worker that dies while fetching leaves the
+    ping pending, and the sweeper enqueues it again once its claim has expired.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        FETCHED = "fetched", _("fetched")
+        FAILED = "failed", _("fetch failed")
+
+    topic = models.URLField(_("topic"), max_length=2048)
+    hub_url = models.URLField(_("hub URL"), max_length=2048)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    reason = models.TextField(_("outcome"), blank=True)
+    content = models.ForeignKey(
+        "Content", on_delete=models.SET_NULL, null=True, blank=True, related_name="pings"
+    )
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = PingQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("publish request")
+        verbose_name_plural = _("publish requests")
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                name="push_hub_ping_pending",
+                condition=models.Q(status="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"publish {self.topic}: {self.status}"
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
@@ -151,6 +227,19 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.content_id} → {self.subscription_id}: {self.status}"
+
+
+def _unclaimed() -> models.Q:
+    return models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=timezone.now())
+
+
+def claim_row(queryset: models.QuerySet[Any], pk: int) -> bool:
+    """Claim the row ``pk`` of ``queryset`` for ``PUSH_HUB_CLAIM_SECONDS``; False if it is
+    no longer in it (finished, or claimed by a live worker). One UPDATE: no race."""
+    from django_push.conf import conf
+
+    until = timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+    return bool(queryset.filter(pk=pk).update(claimed_until=until))
 
 
 def lease_end(seconds: int) -> datetime.datetime:

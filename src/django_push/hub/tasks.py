@@ -29,11 +29,18 @@ def verify_intent_task(intent_id: int) -> bool:
 
 
 @task()
-def publish_task(topic: str, hub_url: str) -> int | None:
-    """Fetch ``topic`` once, then start enough fan-out tasks to cover its subscribers."""
-    from django_push.hub.distribution import fetch
+def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | None:
+    """Fetch ``topic`` once, then start enough fan-out tasks to cover its subscribers.
 
-    content = fetch(topic, hub_url)
+    With ``ping_id`` (the endpoint's publish requests), the ``Ping`` is claimed first: a ping
+    already fetched, or held by a live worker, is left alone.
+    """
+    from django_push.hub.distribution import fetch
+    from django_push.hub.models import Ping, claim_row
+
+    if ping_id is not None and not claim_row(Ping.objects.claimable(), ping_id):
+        return None
+    content = fetch(topic, hub_url, ping_id)
     if content is None:
         return None
     pending = content.deliveries.count()
@@ -81,11 +88,22 @@ def stale_deliveries() -> DeliveryQuerySet:
 
 
 def sweep() -> tuple[int, int]:
-    """Expire ended leases and re-enqueue stale deliveries: ``(expired, enqueued tasks)``."""
+    """Expire ended leases, then re-enqueue stale work: deliveries, verifications of intent
+    and publish requests whose worker died or whose task was lost. Returns
+    ``(expired subscriptions, enqueued tasks)``."""
     from django_push.hub.distribution import expire_leases
+    from django_push.hub.models import Intent, Ping
 
     expired = expire_leases()
-    return expired, start_fanout(stale_deliveries().count())
+    forgotten = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+    enqueued = 0
+    for intent_id in Intent.objects.stale(forgotten).values_list("pk", flat=True):
+        enqueued += enqueue(verify_intent_task, intent_id)
+    for ping_id, topic, hub_url in Ping.objects.stale(forgotten).values_list(
+        "pk", "topic", "hub_url"
+    ):
+        enqueued += enqueue(publish_task, topic, hub_url, ping_id)
+    return expired, enqueued + start_fanout(stale_deliveries().count())
 
 
 @task()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_push import http, protocol
 from django_push.conf import conf
 from django_push.exceptions import FetchError
-from django_push.hub.models import HubSubscription, Intent, lease_end
+from django_push.hub.models import HubSubscription, Intent, claim_row, lease_end
 from django_push.hub.params import topic_allowed
 
 logger = logging.getLogger("django_push")
@@ -28,6 +28,8 @@ def verify(intent: Intent) -> bool:
     """Verify ``intent`` with its callback and apply it on success. Returns the outcome."""
     if intent.status != Intent.Status.PENDING:
         return intent.status == Intent.Status.VERIFIED
+    if not claim_row(Intent.objects.claimable(), intent.pk):
+        return False  # another worker holds it, or it was decided meanwhile
     if intent.mode == protocol.SUBSCRIBE and not topic_allowed(intent.topic):
         deny(intent, "This hub does not serve that topic.")
         return False

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from django_push.conf import conf
 from django_push.hub import params
-from django_push.hub.models import Intent
+from django_push.hub.models import Intent, Ping
 from django_push.hub.tasks import publish_task, verify_intent_task
 from django_push.responses import plain_text
 from django_push.tasks import enqueue
@@ -43,12 +43,13 @@ class HubView(View):
             return plain_text(400, "Too many fields")
 
         if isinstance(parsed, params.PublishRequest):
+            # Recorded before the answer, so a lost task is found again by the sweeper.
             hub_url = self.hub_url(request)
-            topics = parsed.topics
+            pings = [Ping.objects.create(topic=topic, hub_url=hub_url) for topic in parsed.topics]
 
             def publish() -> None:
-                for topic in topics:
-                    enqueue(publish_task, topic, hub_url)
+                for ping in pings:
+                    enqueue(publish_task, ping.topic, ping.hub_url, ping.pk)
 
             transaction.on_commit(publish)
             return plain_text(202, f"Publishing {len(parsed.topics)} topic(s)")

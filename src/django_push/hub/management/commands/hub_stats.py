@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db.models import Count
 
-from django_push.hub.models import Content, Delivery, HubSubscription, Intent
+from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 
 
 class Command(BaseCommand):
@@ -17,7 +17,8 @@ class Command(BaseCommand):
             ("active subscriptions", subscriptions.active().count()),
             ("expired subscriptions", subscriptions.expired().count()),
             ("topics", subscriptions.active().values("topic").distinct().count()),
-            ("pending verifications", Intent.objects.filter(status=Intent.Status.PENDING).count()),
+            ("pending verifications", Intent.objects.pending().count()),
+            ("pending publishes", Ping.objects.pending().count()),
             ("published contents", Content.objects.count()),
         ]
         by_status = dict(

@@ -1,27 +1,37 @@
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
+from django_push.conf import conf
 from django_push.hub.distribution import prune
+from django_push.hub.models import Intent, Ping
 from django_push.hub.tasks import stale_deliveries, sweep
 
 
 class Command(BaseCommand):
     help = (
-        "Expire ended leases and re-enqueue deliveries that are due but not covered by a live "
-        "worker (crashed workers, retries). Run it every few minutes, or run sweep_task."
+        "Expire ended leases, re-enqueue work no live worker covers (deliveries, verifications "
+        "and publish requests of crashed workers, due retries) and prune old records. Run it "
+        "every few minutes, or run sweep_task."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        forgotten = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
         stale = stale_deliveries().count()
+        intents = Intent.objects.stale(forgotten).count()
+        pings = Ping.objects.stale(forgotten).count()
         self.stdout.write(f"{stale} stale delivery(ies) found.")
+        self.stdout.write(
+            f"{intents} stale verification(s) and {pings} stale publish request(s) found."
+        )
         expired, enqueued = sweep()
         self.stdout.write(f"{expired} expired subscription(s) removed.")
-        contents, intents = prune()
+        contents, requests = prune()
         self.stdout.write(
-            f"{contents} old content(s) and {intents} old verification(s) pruned "
-            "(PUSH_HUB_RETENTION)."
+            f"{contents} old content(s) and {requests} old request(s) pruned (PUSH_HUB_RETENTION)."
         )
-        self.stdout.write(self.style.SUCCESS(f"{enqueued} fan-out task(s) enqueued."))
+        self.stdout.write(self.style.SUCCESS(f"{enqueued} task(s) enqueued."))
