@@ -61,16 +61,25 @@ def parse(data: QueryDict) -> SubscriptionRequest | PublishRequest:
     topic = _required(data, protocol.TOPIC)
     check_public_url(callback, protocol.CALLBACK)
     check_public_url(topic, protocol.TOPIC)
-    lease_seconds = None
-    raw_lease = data.get(protocol.LEASE_SECONDS, "").strip()
-    if raw_lease:
-        if not raw_lease.isdigit() or int(raw_lease) == 0:
-            raise InvalidRequest("hub.lease_seconds must be a positive integer")
-        lease_seconds = int(raw_lease)
+    lease_seconds = _lease(data.get(protocol.LEASE_SECONDS, "").strip())
     secret = data.get(protocol.SECRET, "")
     if len(secret.encode()) > protocol.MAX_SECRET_BYTES:
         raise InvalidRequest("hub.secret must be less than 200 bytes")
+    if "\x00" in secret:
+        raise InvalidRequest("hub.secret must not contain NUL characters")
     return SubscriptionRequest(mode, topic, callback, lease_seconds, secret)  # type: ignore[arg-type]
+
+
+def _lease(raw: str) -> int | None:
+    """The lease asked for, capped at the longest this hub grants (the hub may shorten it)."""
+    if not raw:
+        return None
+    # ASCII digits only: "²".isdigit() is true, and int() refuses it.
+    if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
+        raise InvalidRequest("hub.lease_seconds must be a positive integer")
+    longest = conf.PUSH_HUB_LEASE_SECONDS[2]
+    # Compare lengths first: int() refuses strings of over 4,300 digits.
+    return longest if len(raw.lstrip("0")) > len(str(longest)) else min(int(raw), longest)
 
 
 def _required(data: QueryDict, name: str) -> str:
@@ -82,17 +91,23 @@ def _required(data: QueryDict, name: str) -> str:
 
 def check_public_url(url: str, name: str) -> None:
     """An absolute http(s) URL, and (unless allowed) not on a private network."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # .port raises for "x:99999" or "x:abc"
+    except ValueError:  # "http://[::1" and the like
+        raise InvalidRequest(f"{name} must be an absolute http or https URL") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise InvalidRequest(f"{name} must be an absolute http or https URL")
     if len(url) > MAX_URL_LENGTH:
         raise InvalidRequest(f"{name} is longer than {MAX_URL_LENGTH} characters")
+    if any(ord(char) < 0x20 or char == "\x7f" for char in url):
+        raise InvalidRequest(f"{name} must not contain control characters")
     if not http.guard_enabled():
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port or 80, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:
-        raise InvalidRequest(f"{name} host {parts.hostname} does not resolve") from exc
+        raise InvalidRequest(f"{name} host {host} does not resolve") from exc
     for info in infos:
         address = str(info[4][0])
         if not http.is_public_address(address):

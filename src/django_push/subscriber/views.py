@@ -24,6 +24,8 @@ logger = logging.getLogger("django_push")
 
 # WebSub H-9 challenges are short; refuse anything absurd rather than echo it.
 MAX_CHALLENGE_LENGTH = 1024
+# The largest lease the lease_seconds column holds (68 years): longer ones are stored as this.
+MAX_LEASE = 2**31 - 1
 
 
 @method_decorator([csrf_exempt, login_not_required], name="dispatch")
@@ -51,7 +53,8 @@ class CallbackView(View):
             return plain_text(404, "Mismatching topic URL")
 
         if mode == protocol.DENIED:
-            reason = params.get(protocol.REASON, "")[:1000]
+            # NUL: PostgreSQL cannot store it, and no reason needs it.
+            reason = params.get(protocol.REASON, "").replace("\x00", "")[:1000]
             subscription.deny(reason)
             logger.warning(
                 "Hub %s denied the subscription to %s: %s",
@@ -79,9 +82,13 @@ class CallbackView(View):
             lease = params.get(protocol.LEASE_SECONDS)
             if lease is None:
                 return plain_text(400, "Missing hub.lease_seconds parameter")
-            if not lease.isdigit():
+            # ASCII digits only: "²".isdigit() is true, and int() refuses it.
+            if not (lease.isascii() and lease.isdigit()):
                 return plain_text(400, "hub.lease_seconds must be an integer")
-            subscription.confirm_subscription(int(lease))
+            # Compare lengths first: int() refuses strings of over 4,300 digits.
+            digits = lease.lstrip("0")
+            seconds = MAX_LEASE if len(digits) > len(str(MAX_LEASE)) else min(int(lease), MAX_LEASE)
+            subscription.confirm_subscription(seconds)
             logger.info(
                 "Verified subscription to %s via %s (lease %s s)",
                 topic,
