@@ -14,6 +14,7 @@ from django.utils.module_loading import import_string
 
 from django_push import http, protocol
 from django_push.conf import conf
+from django_push.urlnorm import decode_unreserved
 
 MAX_URL_LENGTH = 2048
 
@@ -44,7 +45,7 @@ def parse(data: QueryDict) -> SubscriptionRequest | PublishRequest:
     mode = data.get(protocol.MODE, "")
     if mode == protocol.PUBLISH:
         urls = [*data.getlist(protocol.URL), *data.getlist(protocol.TOPIC)]
-        urls = list(dict.fromkeys(url.strip() for url in urls if url.strip()))
+        urls = list(dict.fromkeys(decode_unreserved(url.strip()) for url in urls if url.strip()))
         if not urls:
             raise InvalidRequest("hub.mode=publish needs hub.url (or hub.topic)")
         for url in urls:
@@ -57,8 +58,9 @@ def parse(data: QueryDict) -> SubscriptionRequest | PublishRequest:
             "hub.mode must be subscribe, unsubscribe or publish"
             + (f", not {mode!r}" if mode else "")
         )
-    callback = _required(data, protocol.CALLBACK)
-    topic = _required(data, protocol.TOPIC)
+    # H-4: stored decoded, so equal URLs compare equal at publish time.
+    callback = decode_unreserved(_required(data, protocol.CALLBACK))
+    topic = decode_unreserved(_required(data, protocol.TOPIC))
     check_public_url(callback, protocol.CALLBACK)
     check_public_url(topic, protocol.TOPIC)
     lease_seconds = _lease(data.get(protocol.LEASE_SECONDS, "").strip())

@@ -19,6 +19,7 @@ from django_push.links import parse_links
 from django_push.responses import plain_text
 from django_push.subscriber.models import Subscription
 from django_push.subscriber.signals import updated
+from django_push.urlnorm import same_url
 
 logger = logging.getLogger("django_push")
 
@@ -49,7 +50,7 @@ class CallbackView(View):
         if missing:
             return plain_text(400, f"Missing parameters: {', '.join(missing)}")
         mode, topic = params[protocol.MODE], params[protocol.TOPIC]
-        if topic != subscription.topic:
+        if not same_url(topic, subscription.topic):  # hubs decode unreserved escapes (H-4)
             return plain_text(404, "Mismatching topic URL")
 
         if mode == protocol.DENIED:
