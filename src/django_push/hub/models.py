@@ -1,18 +1,21 @@
-"""The hub's state: subscriptions, pending intents, published contents and their deliveries.
+"""The hub's state: subscriptions, verifications of intent, publish requests, published
+contents and their deliveries.
 
-Deliveries live here, not only in the task queue: a worker that dies mid-batch leaves
-its claimed rows behind, and the sweeper hands them to another worker once the claim
-has expired (at-least-once delivery).
+Work lives here, not only in the task queue: a worker that dies mid-task leaves its
+claimed rows behind, and the sweeper hands them to another worker once the claim has
+expired (at-least-once delivery).
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+_Row = TypeVar("_Row", bound=models.Model)
 
 
 class SubscriptionQuerySet(models.QuerySet["HubSubscription"]):
@@ -56,19 +59,26 @@ class HubSubscription(models.Model):
         return self.expires_at > timezone.now()
 
 
-class IntentQuerySet(models.QuerySet["Intent"]):
-    def pending(self) -> IntentQuerySet:
-        return self.filter(status=Intent.Status.PENDING)
+class ClaimableQuerySet(models.QuerySet[_Row]):
+    """Rows that wait for one worker: a worker claims one for ``PUSH_HUB_CLAIM_SECONDS``."""
 
-    def claimable(self) -> IntentQuerySet:
+    received_field: str  # when the row was made
+
+    def pending(self) -> Self:
+        return self.filter(status="pending")
+
+    def claimable(self) -> Self:
         """Pending, and not claimed by a live worker."""
         return self.pending().filter(_unclaimed())
 
-    def stale(self, forgotten: datetime.datetime) -> IntentQuerySet:
+    def stale(self, forgotten: datetime.datetime) -> Self:
         """Claimable and known to no live task: its worker died, or its task was lost."""
-        return self.claimable().filter(
-            models.Q(claimed_until__isnull=False) | models.Q(created_at__lt=forgotten)
-        )
+        made_before = models.Q(**{f"{self.received_field}__lt": forgotten})
+        return self.claimable().filter(models.Q(claimed_until__isnull=False) | made_before)
+
+
+class IntentQuerySet(ClaimableQuerySet["Intent"]):
+    received_field = "created_at"
 
 
 class Intent(models.Model):
@@ -122,19 +132,8 @@ class Content(models.Model):
         return f"{self.topic} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
 
 
-class PingQuerySet(models.QuerySet["Ping"]):
-    def pending(self) -> PingQuerySet:
-        return self.filter(status=Ping.Status.PENDING)
-
-    def claimable(self) -> PingQuerySet:
-        """Pending, and not claimed by a live worker."""
-        return self.pending().filter(_unclaimed())
-
-    def stale(self, forgotten: datetime.datetime) -> PingQuerySet:
-        """Claimable and known to no live task: its worker died, or its task was lost."""
-        return self.claimable().filter(
-            models.Q(claimed_until__isnull=False) | models.Q(received_at__lt=forgotten)
-        )
+class PingQuerySet(ClaimableQuerySet["Ping"]):
+    received_field = "received_at"
 
 
 class Ping(models.Model):
