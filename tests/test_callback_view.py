@@ -191,6 +191,21 @@ def test_requested_unsubscribe_deletes_the_row(client):
     assert not Subscription.objects.filter(pk=sub.pk).exists()
 
 
+@pytest.mark.parametrize("lease", ["abc", "-1", "", "99999999999999999999999"])
+def test_unsubscribe_verification_ignores_the_lease(client, lease):
+    # S-11: hub.lease_seconds MUST be ignored for unsubscribe, even when it is no number.
+    sub = active(pending="unsubscribe")
+    params = {
+        "hub.mode": "unsubscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "bye",
+        "hub.lease_seconds": lease,
+    }
+    response = verify(client, sub, **params)
+    assert (response.status_code, response.content) == (200, b"bye")
+    assert not Subscription.objects.filter(pk=sub.pk).exists()
+
+
 def test_subscribe_verification_while_unsubscribe_pending_is_404(client):
     sub = active(pending="unsubscribe")
     params = SUBSCRIBE
@@ -215,6 +230,25 @@ def test_denial_is_recorded(client, caplog):
     assert sub.denied_reason == "not on my watch"
     assert sub.denied_at is not None
     assert "not on my watch" in caplog.text
+
+
+def test_denial_of_an_active_subscription_stops_content(client, received):
+    # S-15: a denial may arrive at any time, even after the hub accepted the subscription.
+    sub = active()
+    assert deliver(client, sub, b"before").status_code == 200
+    assert [kwargs["notification"] for _, kwargs in received] == [b"before"]
+    response = verify(
+        client, sub, **{"hub.mode": "denied", "hub.topic": TOPIC, "hub.reason": "revoked"}
+    )
+    assert response.status_code == 200
+    sub.refresh_from_db()
+    assert not sub.verified and not sub.is_active
+    assert sub.pending == ""
+    assert sub.denied_reason == "revoked"
+    assert sub.denied_at is not None
+    assert not Subscription.objects.active().filter(pk=sub.pk).exists()
+    assert deliver(client, sub, b"after").status_code == 410
+    assert [kwargs["notification"] for _, kwargs in received] == [b"before"]
 
 
 # Content distribution ----------------------------------------------------------------

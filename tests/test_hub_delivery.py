@@ -156,6 +156,30 @@ def test_unreachable_subscriber_is_retried_then_given_up(server, settings, unuse
     )  # still subscribed until its lease ends (H-18)
 
 
+def test_subscriber_given_up_on_still_gets_the_next_publish(server, settings):
+    # H-18: giving up on one delivery keeps the subscription active until its lease ends,
+    # and the next update of the topic is tried (and delivered) again.
+    settings.PUSH_HUB_RETRY_BASE = 10
+    settings.PUSH_HUB_RETRY_HORIZON = 5
+    server.replies["/cb"] = Reply(503)
+    sub = subscribe(server.url + "/cb", server.url + "/topic")
+    first = publish(server, b"first")
+    assert Delivery.objects.get(content_id=first).status == Delivery.Status.FAILED  # gave up
+    sub.refresh_from_db()
+    assert sub.failures == 1
+    assert HubSubscription.objects.active().filter(pk=sub.pk).exists()
+
+    server.replies["/cb"] = Reply(204)  # the subscriber answers again
+    second = publish(server, b"second")
+    assert [r.body for r in posts(server, "/cb")] == [b"first", b"second"]
+    assert Delivery.objects.get(content_id=second).status == Delivery.Status.DELIVERED
+    assert Delivery.objects.get(content_id=first).status == Delivery.Status.FAILED
+    sub.refresh_from_db()
+    assert sub.failures == 0
+    assert sub.last_delivery_at is not None
+    assert HubSubscription.objects.active().filter(pk=sub.pk).exists()
+
+
 def test_expired_leases_get_nothing_and_are_cleaned_up(server):
     sub = subscribe(server.url + "/cb", server.url + "/topic")
     HubSubscription.objects.filter(pk=sub.pk).update(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
+from django.utils import timezone
 
 from django_push.hub.models import HubSubscription, Intent
 from django_push.hub.verification import grant_lease, verify
+from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.servers import Reply
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +53,61 @@ def test_challenges_are_single_use(server):
     verify(intent(server))
     first, second = (r.query["hub.challenge"][0] for r in server.requests)
     assert first != second
+
+
+def hub_request(client, capture, **data):
+    """POST to the hub endpoint, then run the verification task (on a real queue with
+    PUSH_TEST_TASKS=rq|db)."""
+    with capture(execute=True):
+        response = client.post("/hub/", {k.replace("_", ".", 1): v for k, v in data.items()})
+    assert response.status_code == 202, response.content
+    run_queued()
+
+
+def echo_or_ok(received):
+    """Echo verifications; answer denials (which carry no challenge) with 200."""
+    return echo(received) if "hub.challenge" in received.query else Reply(200)
+
+
+def modes(server):
+    return [r.query["hub.mode"][0] for r in server.requests]
+
+
+@pytest.mark.usefixtures("hub_queue")
+def test_verified_resubscription_replaces_secret_and_lease(
+    client, server, settings, django_capture_on_commit_callbacks
+):
+    # H-6: state is keyed by (topic, callback); a verified re-subscription of an active
+    # subscription overrides its secret and lease, and may drop the secret.
+    settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+    server.replies["/cb"] = echo
+    request = {"hub_topic": "http://testserver/feed", "hub_callback": server.url + "/cb?id=7"}
+    subscribe = {"hub_mode": "subscribe", **request}
+    capture = django_capture_on_commit_callbacks
+
+    hub_request(client, capture, **subscribe, hub_secret="old", hub_lease_seconds="7200")
+    first = HubSubscription.objects.get()
+    assert (first.secret, first.lease_seconds) == ("old", 7200)
+    assert first.is_active
+
+    hub_request(client, capture, **subscribe, hub_secret="new", hub_lease_seconds="86400")
+    assert [i.status for i in Intent.objects.order_by("pk")] == [Intent.Status.VERIFIED] * 2
+    assert server.requests[-1].query["hub.lease_seconds"] == ["86400"]
+    [renewed] = HubSubscription.objects.filter(
+        topic="http://testserver/feed", callback=server.url + "/cb?id=7"
+    )
+    assert HubSubscription.objects.count() == 1
+    assert renewed.pk == first.pk
+    assert (renewed.secret, renewed.lease_seconds) == ("new", 86400)
+    left = (renewed.expires_at - timezone.now()).total_seconds()
+    assert 86400 - 60 < left <= 86400
+
+    hub_request(client, capture, **subscribe)  # no hub.secret, no hub.lease_seconds
+    [dropped] = HubSubscription.objects.all()
+    assert dropped.pk == first.pk
+    assert dropped.secret == ""  # the secret is dropped, so deliveries go unsigned
+    assert dropped.lease_seconds == grant_lease(None)
+    assert modes(server) == ["subscribe"] * 3
 
 
 @pytest.mark.parametrize(
@@ -104,6 +163,35 @@ def test_topic_outside_allow_list_is_denied(server, settings):
     assert get.query["hub.topic"] == ["http://testserver/feed"]
     assert get.query["hub.reason"]
     assert Intent.objects.get().status == Intent.Status.DENIED
+    assert not HubSubscription.objects.exists()
+
+
+@pytest.mark.usefixtures("hub_queue")
+def test_unsubscribe_outside_allow_list_is_verified_but_subscribe_is_denied(
+    client, server, settings, django_capture_on_commit_callbacks
+):
+    # H-12: no validation for unsubscribe: a topic this hub no longer serves can still be
+    # left (verified with hub.mode=unsubscribe, never denied); subscribing to it is denied.
+    settings.PUSH_HUB_TOPICS = ["https://only.example/"]
+    server.replies["/cb"] = echo_or_ok
+    topic, callback = "https://gone.example/feed", server.url + "/cb"
+    HubSubscription.objects.create(
+        topic=topic,
+        callback=callback,
+        lease_seconds=3600,
+        expires_at=timezone.now() + datetime.timedelta(hours=1),
+    )
+    capture = django_capture_on_commit_callbacks
+
+    hub_request(client, capture, hub_mode="unsubscribe", hub_topic=topic, hub_callback=callback)
+    assert modes(server) == ["unsubscribe"]
+    assert server.requests[0].query["hub.topic"] == [topic]
+    assert Intent.objects.get().status == Intent.Status.VERIFIED
+    assert not HubSubscription.objects.exists()
+
+    hub_request(client, capture, hub_mode="subscribe", hub_topic=topic, hub_callback=callback)
+    assert modes(server) == ["unsubscribe", "denied"]
+    assert Intent.objects.order_by("pk").last().status == Intent.Status.DENIED
     assert not HubSubscription.objects.exists()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
+import xml.etree.ElementTree as ET
 
 import pytest
 from django.views.generic import View
@@ -18,6 +20,16 @@ pytestmark = pytest.mark.django_db
 
 def link_rels(response):
     return {(link["rel"], link["url"]) for link in parse_links(response.headers.get("Link"))}
+
+
+def rel_counts(link_headers):
+    """How many times each rel appears over all raw ``Link`` header lines (no set)."""
+    counts: dict[str, int] = {}
+    for value in link_headers:
+        for link in parse_links(value):
+            for rel in link.get("rel", "").lower().split():
+                counts[rel] = counts.get(rel, 0) + 1
+    return counts
 
 
 def test_atom_feed_declares_hub_and_self(client, settings):
@@ -44,6 +56,45 @@ def test_link_headers_on_head(client, settings):
     assert ("hub", "https://hub.example.com/") in link_rels(response)
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path", ["/feed/", "/rss/", "/page/"])
+def test_exactly_one_self_and_a_hub_on_get_and_head(live_server, settings, method, path):
+    # P-2: at least one rel="hub" and EXACTLY ONE rel="self" on GET and on HEAD, counted
+    # over every Link header line the server sends.
+    settings.PUSH_HUB = "https://hub.example.com/"
+    request = urllib.request.Request(live_server.url + path, method=method)
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
+        link_headers = response.headers.get_all("Link") or []
+    counts = rel_counts(link_headers)
+    assert counts.get("self") == 1, link_headers
+    assert counts.get("hub", 0) >= 1, link_headers
+
+
+def test_view_with_its_own_self_link_keeps_exactly_one(rf, settings):
+    # P-2, P-5: a view that names its own rel="self" (e.g. per Accept) keeps it, alone.
+    settings.PUSH_HUB = "https://hub.example.com/"
+    from django.http import HttpResponse
+
+    own = '<https://t.example/x.json>; rel="self", <https://t.example/s.css>; rel="stylesheet"'
+
+    @hub_links()
+    def view(request):
+        response = HttpResponse("x")
+        response["Link"] = own
+        return response
+
+    class Topic(HubLinksMixin, View):
+        def get(self, request):
+            return view.__wrapped__(request)
+
+    for response in [view(rf.get("/x")), Topic.as_view()(rf.get("/x"))]:
+        links = parse_links(response["Link"])
+        assert rel_counts([response["Link"]]) == {"self": 1, "stylesheet": 1, "hub": 1}
+        assert {"url": "https://t.example/x.json", "rel": "self"} in links
+        assert {"url": "https://hub.example.com/", "rel": "hub"} in links
+
+
 def test_feed_without_hub_renders_without_hub_link(client, settings):
     settings.PUSH_HUB = None
     response = client.get("/feed/")
@@ -65,6 +116,23 @@ def test_rss_feed_declares_hub_with_atom_link(client, settings):
         'atom:link href="https://hub.example.com/" rel="hub"' in body
     )
     assert 'xmlns:atom="http://www.w3.org/2005/Atom"' in body
+
+
+def test_rss_feed_declares_hub_and_self_in_channel(client, settings):
+    # P-3: RSS carries <atom:link rel="hub"/> and <atom:link rel="self"/> in <channel>.
+    settings.PUSH_HUB = "https://hub.example.com/"
+    response = client.get("/rss/")
+    assert response.status_code == 200
+    channel = ET.fromstring(response.content).find("channel")
+    assert channel is not None
+    links = [
+        (link.get("rel"), link.get("href"))
+        for link in channel.findall("{http://www.w3.org/2005/Atom}link")
+    ]
+    assert sorted(links) == [
+        ("hub", "https://hub.example.com/"),
+        ("self", "http://example.com/rss/"),
+    ]
 
 
 def test_hub_links_decorator_on_any_view(client, settings):
@@ -116,6 +184,10 @@ def test_add_link_headers_without_hub():
 
     response = add_link_headers(HttpResponse(), hubs=None, self_url="https://t.example/")
     assert response["Link"] == '<https://t.example/>; rel="self"'
+    # P-2: an own rel="self" and no hub: the header is left as the view set it.
+    response = HttpResponse(headers={"Link": '<https://t.example/own>; rel="self"'})
+    add_link_headers(response, hubs=None, self_url="https://t.example/")
+    assert response["Link"] == '<https://t.example/own>; rel="self"'
 
 
 # Pings -------------------------------------------------------------------------------

@@ -156,6 +156,24 @@ def test_hub_redirect_307_repeats_the_request(server):
     assert new.form == old.form
 
 
+def test_hub_redirect_308_repeats_the_request(server):
+    # S-8 (websub.rocks 204): 308 + Location means the same POST at the new hub URL.
+    server.replies["/old"] = Reply(308, headers={"Location": server.url + "/moved?x=1"})
+    server.replies["/moved"] = Reply(202)
+    sub = Subscription.objects.create(topic="http://example.com/f", hub=server.url + "/old")
+    assert sub.subscribe(lease_seconds=60).status == 202
+    old, new = server.requests
+    assert (old.path, new.path) == ("/old", "/moved?x=1")
+    assert new.method == "POST"
+    assert new.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
+    assert new.form == old.form
+    assert new.form["hub.mode"] == ["subscribe"]
+    assert new.form["hub.lease_seconds"] == ["60"]
+    sub.refresh_from_db()
+    assert sub.pending == "subscribe"
+    assert sub.last_error == ""
+
+
 def test_timeout_applies_to_hub_requests(server, settings):
     settings.PUSH_TIMEOUT = 0.3
     server.default = Reply(202, delay=2)

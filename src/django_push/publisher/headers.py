@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from django.http import HttpRequest, HttpResponseBase
 
 from django_push.conf import conf
-from django_push.links import format_links
+from django_push.links import format_links, parse_links, rels
 
 ViewFunc = TypeVar("ViewFunc", bound=Callable[..., HttpResponseBase])
 
@@ -17,12 +17,19 @@ ViewFunc = TypeVar("ViewFunc", bound=Callable[..., HttpResponseBase])
 def add_link_headers(
     response: HttpResponseBase, *, hubs: str | Iterable[str] | None, self_url: str
 ) -> HttpResponseBase:
-    """Add one ``Link`` header naming ``hubs`` and the canonical ``self_url`` to ``response``."""
+    """Add one ``Link`` header naming ``hubs`` and the canonical ``self_url`` to ``response``.
+
+    A ``rel="self"`` the response already carries is kept and ``self_url`` is left out:
+    there must be exactly one (P-2), and the view knows its canonical URL best (P-5).
+    """
     hub_list = [hubs] if isinstance(hubs, str) else list(hubs or [])
-    links = [(hub, "hub") for hub in hub_list] + [(self_url, "self")]
+    links = [(hub, "hub") for hub in hub_list]
     existing = response.headers.get("Link")
-    value = format_links(links)
-    response.headers["Link"] = f"{existing}, {value}" if existing else value
+    if not (existing and rels(parse_links(existing), "self")):
+        links.append((self_url, "self"))
+    if links:
+        value = format_links(links)
+        response.headers["Link"] = f"{existing}, {value}" if existing else value
     return response
 
 
