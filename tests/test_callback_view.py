@@ -150,6 +150,18 @@ def test_too_long_challenge_is_refused(client):
     assert verify(client, sub, **params).status_code == 400
 
 
+@pytest.mark.parametrize("challenge", ["a\x00b", "line\nbreak", "\x07", "\x1b[31m"])
+def test_binary_challenge_is_refused_and_keeps_the_request(client, challenge):
+    # S-13: the echo is text; control characters are refused, nothing changes.
+    sub = make(pending="subscribe")
+    response = verify(client, sub, **{**SUBSCRIBE, "hub.challenge": challenge})
+    assert response.status_code == 400
+    assert b"printable" in response.content
+    sub.refresh_from_db()
+    assert (sub.verified, sub.pending) == (False, "subscribe")
+    assert verify(client, sub, **{**SUBSCRIBE, "hub.challenge": "épreuve 1"}).status_code == 200
+
+
 def test_unrequested_subscribe_verification_is_404(client):
     sub = make()  # nothing pending, not verified
     params = SUBSCRIBE

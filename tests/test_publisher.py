@@ -264,6 +264,21 @@ def test_publish_on_commit_pings_after_commit_only(
     assert server.requests[0].form["hub.url"][0].endswith("/mymodel/feed/")
 
 
+def test_publish_on_commit_pings_every_hub_even_when_one_refuses(
+    server, settings, django_capture_on_commit_callbacks
+):
+    # P-6: every advertised hub is notified, each in its own task.
+    server.replies["/down"] = Reply(503, b"maintenance")
+    server.replies["/up"] = Reply(204)
+    settings.PUSH_HUB = server.url + "/not-this-one"
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_on_commit("http://example.com/feed", [server.url + "/down", server.url + "/up"])
+    assert [(r.path, r.form["hub.url"]) for r in server.requests] == [
+        ("/down", ["http://example.com/feed"]),
+        ("/up", ["http://example.com/feed"]),
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_publish_on_commit_rolled_back_pings_nobody(server, settings):
     from django.db import transaction

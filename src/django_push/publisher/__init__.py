@@ -7,6 +7,7 @@ current transaction commits and runs it as a background task.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
@@ -53,20 +54,26 @@ def ping_hub(url: str, hub_url: str | None = None) -> http.Response:
     return async_to_sync(aping_hub)(url, hub_url)
 
 
-def publish_on_commit(url: str, hub_url: str | None = None, *, using: str | None = None) -> None:
+def publish_on_commit(
+    url: str, hub_url: str | Sequence[str] | None = None, *, using: str | None = None
+) -> None:
     """Ping the hub from a background task once the current transaction commits.
 
     Call it from a model's ``publish()``: the hub never fetches a topic that does not yet
-    show the new content, and a rolled-back transaction pings nobody.
+    show the new content, and a rolled-back transaction pings nobody. A topic that
+    advertises several hubs passes them all: each gets its own task (WebSub 4: every
+    advertised hub is to be notified), so one hub that is down delays no other.
     """
-    hub = hub_url or conf.PUSH_HUB
-    if not hub:
+    hubs = [hub_url] if isinstance(hub_url, str) else list(hub_url or [])
+    hubs = hubs or ([conf.PUSH_HUB] if conf.PUSH_HUB else [])
+    if not hubs:
         raise ValueError("Specify hub_url or set the PUSH_HUB setting.")
 
     def enqueue() -> None:
         from django_push.publisher.tasks import ping_hub_task
         from django_push.tasks import enqueue
 
-        enqueue(ping_hub_task, url, hub)
+        for hub in hubs:
+            enqueue(ping_hub_task, url, hub)
 
     transaction.on_commit(enqueue, using=using)

@@ -72,6 +72,8 @@ class CallbackView(View):
             return plain_text(400, "Missing parameters: hub.challenge")
         if len(challenge) > MAX_CHALLENGE_LENGTH:
             return plain_text(400, "hub.challenge is too long")
+        if not challenge.isprintable():  # S-13: echo text, never binary data
+            return plain_text(400, "hub.challenge must be printable text")
         token = params.get(protocol.VERIFY_TOKEN)
         if subscription.verify_token and token is not None and token != subscription.verify_token:
             return plain_text(404, "Mismatching hub.verify_token")
