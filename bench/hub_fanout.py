@@ -5,7 +5,9 @@ The baseline posts the same body N times from one aiohttp session at the hub's
 concurrency; the hub stores one publish and delivers it through its fan-out tasks
 (claim a batch, send it concurrently, record outcomes). Prints both rates and the ratio.
 
-    .venv/dev/bin/python bench/hub_fanout.py [--subscribers 10000] [--rounds 3] [--secret]
+    .venv/test-django6-py3.12/bin/python bench/hub_fanout.py [--subscribers N] [--secret]
+
+(``scripts/test`` makes that environment; ``--rounds`` defaults to 3.)
 """
 
 from __future__ import annotations
