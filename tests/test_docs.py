@@ -17,6 +17,7 @@ from django.urls import resolve
 
 from django_push import checks
 from django_push.conf import Settings
+from tests.hub_queue import run_queued
 from tests.servers import Reply
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -124,3 +125,231 @@ def test_subscriber_example(client, server, django_capture_on_commit_callbacks, 
 
     example.stop_following(server.url + "/topic")
     assert server.requests[-1].form["hub.mode"] == ["unsubscribe"]
+
+
+# The quickstart (docs/quickstart.rst) and the deployment guide (docs/deployment.rst) ------
+
+
+def test_quickstart_is_first_in_the_toctree():
+    index = (DOCS / "index.rst").read_text()
+    toctree = index.split(".. toctree::", 1)[1]
+    entries = [line.strip() for line in toctree.splitlines() if line.strip()]
+    assert entries[1] == "quickstart", entries  # after ":maxdepth: 2"
+    assert "literalinclude" not in index  # the install steps moved to the quickstart
+
+
+@pytest.mark.django_db
+def test_quickstart_feed_declares_the_hub(rf, settings):
+    from docs.examples import quickstart_publisher as example
+
+    settings.PUSH_HUB = "https://www.example.com/hub/"
+    response = example.LatestPostsFeed()(rf.get("/feed/"))
+    assert response.status_code == 200
+    assert response["Link"] == (
+        '<https://www.example.com/hub/>; rel="hub", <https://www.example.com/feed/>; rel="self"'
+    )
+    from xml.etree import ElementTree
+
+    atom = "{http://www.w3.org/2005/Atom}"
+    feed = ElementTree.fromstring(response.content)
+    links = {link.get("rel"): link.get("href") for link in feed.findall(f"{atom}link")}
+    assert links["hub"] == "https://www.example.com/hub/"
+    assert links["self"] == "https://www.example.com/feed/"
+    assert [entry.findtext(f"{atom}title") for entry in feed.findall(f"{atom}entry")] == [
+        "Hello, world"
+    ]
+    head = example.LatestPostsFeed()(rf.head("/feed/"))
+    assert head["Link"] == response["Link"]
+
+
+@pytest.mark.django_db
+def test_quickstart_ping_after_save(server, settings, django_capture_on_commit_callbacks):
+    import types
+
+    from django.db import transaction
+    from django.db.models.signals import post_save
+    from docs.examples import quickstart_publisher as example
+
+    from tests.testapp.models import MyModel
+
+    settings.PUSH_HUB = server.url + "/hub"
+    server.default = Reply(204)
+    config = example.BlogConfig("tests.testapp", __import__("tests.testapp"))
+    asked = []
+    config.get_model = lambda name: asked.append(name) or MyModel
+    config.ready()
+    try:
+        assert asked == ["Post"]
+        # A rolled-back save pings nobody.
+        with (
+            django_capture_on_commit_callbacks(execute=True),
+            pytest.raises(RuntimeError),
+            transaction.atomic(),
+        ):
+            MyModel.objects.create(title="draft")
+            raise RuntimeError("rolled back")
+        assert server.requests == []
+        # A committed save pings PUSH_HUB once, for the feed URL, after the commit.
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            MyModel.objects.create(title="News")
+            assert server.requests == []
+        assert len(callbacks) == 1
+        callbacks[0]()
+        run_queued()  # on a real queue (PUSH_TEST_TASKS=db|rq); nothing left otherwise
+    finally:
+        assert post_save.disconnect(example.ping_hub_after_save, sender=MyModel)
+    assert [(r.method, r.path) for r in server.requests] == [("POST", "/hub")]
+    form = server.requests[0].form
+    assert form["hub.mode"] == ["publish"]
+    assert form["hub.url"] == form["hub.topic"] == [example.FEED_URL]
+    assert isinstance(example.POSTS[0], types.SimpleNamespace)
+
+
+@pytest.mark.django_db
+def test_quickstart_subscribe_verify_and_receive(
+    client, server, settings, django_capture_on_commit_callbacks, caplog
+):
+    from docs.examples import quickstart_subscriber as example
+
+    from django_push.subscriber.models import Subscription
+
+    topic = server.url + "/feed/"
+    settings.PUSH_DOMAIN = "www.example.com"
+    server.replies["/start"] = Reply(
+        200, b"", {"Link": f'<{server.url}/hub>; rel="hub", <{topic}>; rel="self"'}
+    )
+    server.replies["/hub"] = Reply(202)
+    with django_capture_on_commit_callbacks(execute=True):
+        subscription = example.subscribe_to(server.url + "/start")
+    run_queued()
+    # Discovery: the hub and the canonical topic URL come from the Link header.
+    assert (subscription.hub, subscription.topic) == (server.url + "/hub", topic)
+    request = server.requests[-1]
+    assert request.path == "/hub"
+    assert request.form["hub.mode"] == ["subscribe"]
+    assert request.form["hub.topic"] == [topic]
+    callback = f"http://www.example.com/subscriber/{subscription.pk}/"
+    assert request.form["hub.callback"] == [callback]
+
+    # The hub verifies the intent through the callback view.
+    path = callback.removeprefix("http://www.example.com")
+    query = {
+        "hub.mode": "subscribe",
+        "hub.topic": topic,
+        "hub.challenge": "c-123",
+        "hub.lease_seconds": "86400",
+    }
+    response = client.get(path, query)
+    assert (response.status_code, response.content) == (200, b"c-123")
+    subscription.refresh_from_db()
+    assert subscription.verified and subscription.lease_seconds == 86400
+
+    # The hub delivers content: the signal receiver sees it.
+    with caplog.at_level(logging.INFO, logger=example.__name__):
+        response = client.post(path, data=b"<feed/>", content_type="application/atom+xml")
+    assert response.status_code == 200
+    assert f"{topic}: 7 bytes of application/atom+xml" in caplog.messages
+
+    # Content for an unknown subscription never reaches the receiver.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=example.__name__):
+        assert (
+            client.post("/subscriber/999999/", data=b"x", content_type="text/plain").status_code
+            == 404
+        )
+    assert [r for r in caplog.records if r.name == example.__name__] == []
+    assert Subscription.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_quickstart_own_hub_accepts_only_its_topics(client):
+    from django_push.hub.models import Ping
+
+    values = runpy.run_path(str(DOCS / "examples" / "settings_example.py"))
+    push = {name: value for name, value in values.items() if name.startswith("PUSH_HUB")}
+    assert push["PUSH_HUB"] == push["PUSH_HUB_URL"]  # the feeds declare this site's hub
+    with override_settings(**push):
+        ours = client.post(
+            "/hub/", {"hub.mode": "publish", "hub.url": "https://www.example.com/feed/"}
+        )
+        theirs = client.post(
+            "/hub/", {"hub.mode": "publish", "hub.url": "https://elsewhere.example.org/feed/"}
+        )
+    assert ours.status_code == 202
+    assert theirs.status_code == 400
+    assert b"not published through this hub" in theirs.content
+    ping = Ping.objects.get()
+    assert (ping.topic, ping.hub_url) == ("https://www.example.com/feed/", push["PUSH_HUB_URL"])
+
+
+@pytest.mark.django_db
+def test_proxy_settings_example(rf):
+    from django_push.hub.views import HubView
+
+    values = runpy.run_path(str(DOCS / "examples" / "quickstart_proxy_settings.py"))
+    names = {name: value for name, value in values.items() if name.isupper()}
+    assert names["DATA_UPLOAD_MAX_MEMORY_SIZE"] >= names["PUSH_MAX_BODY_SIZE"]
+    nginx = (DOCS / "deployment.rst").read_text()
+    limit = int(re.search(r"location /subscriber/ \{\n\s+client_max_body_size (\d+)m;", nginx)[1])
+    assert limit * 1024 * 1024 == names["PUSH_MAX_BODY_SIZE"]
+    with override_settings(**names, PUSH_HUB_ALLOW_PRIVATE_ADDRESSES=False):
+        for check in (
+            checks.check_publisher_settings,
+            checks.check_subscriber_settings,
+            checks.check_hub_settings,
+            checks.check_common_settings,
+        ):
+            assert check() == [], check.__name__
+        # What nginx forwards: Django sees HTTPS, so URLs built from requests say https.
+        request = rf.post("/hub/", HTTP_HOST="www.example.com", HTTP_X_FORWARDED_PROTO="https")
+        assert request.is_secure()
+        assert request.build_absolute_uri("/hub/") == "https://www.example.com/hub/"
+        assert HubView().hub_url(rf.post("/hub/")) == "https://www.example.com/hub/"
+
+
+def test_deployment_names_real_check_ids():
+    known = set(re.findall(r"django_push\.[EW]\d{3}", Path(checks.__file__).read_text()))
+    text = (DOCS / "deployment.rst").read_text()
+    checklist = text.split("Checklist before going live", 1)[1]
+    named = set(re.findall(r"django_push\.[EW]\d{3}", checklist))
+    assert {"django_push.W001", "django_push.W101", "django_push.E002"} <= named
+    assert named <= known
+
+
+def _command_lines():
+    for page in ("quickstart.rst", "deployment.rst"):
+        for line in (DOCS / page).read_text().splitlines():
+            for match in re.finditer(r"manage\.py ([a-z_]+)([^`\n]*)", line):
+                args = []
+                for token in match[2].split():
+                    if token.startswith(("#", ">", "2>", "&", "|", ";")):
+                        break
+                    args.append(token)
+                yield page, match[1], args
+
+
+def test_documented_commands_and_flags_exist():
+    from django.core.management import get_commands, load_command_class
+
+    commands = dict(get_commands())
+    commands.setdefault("rqworker", "django_rq")  # installed on the RQ leg only
+    seen = set()
+    # db_worker checks that its backend is a database backend, as in the documented settings.
+    with override_settings(TASKS={"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}):
+        for page, name, args in _command_lines():
+            assert name in commands, f"{page}: no command {name}"
+            parser = load_command_class(commands[name], name).create_parser("manage.py", name)
+            parser.parse_args(args)  # raises CommandError on an unknown flag or value
+            seen.add(name)
+    assert {
+        "migrate",
+        "db_worker",
+        "rqworker",
+        "hub_sweep",
+        "renew_subscriptions",
+        "prune_db_task_results",
+        "check",
+    } <= seen
+    deployment = (DOCS / "deployment.rst").read_text()
+    # The worker flags the test suite's own workers use (tests/conftest.py).
+    assert "rqworker --with-scheduler --job-class django_tasks_rq.Job default" in deployment
