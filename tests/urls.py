@@ -16,4 +16,11 @@ urlpatterns = [
     path("rss/", views.BlogRssFeed(), name="rss_feed"),
     path("page/", views.page, name="page"),
     path("topic.txt", views.text_topic, name="text_topic"),
+    path("html-topic/", views.html_topic, name="html_topic"),
+    path(
+        "html-topic/explicit/",
+        views.html_topic,
+        {"explicit": True},
+        name="html_topic_explicit",
+    ),
 ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from django_push.publisher.feeds import Feed, HubRss201rev2Feed
 from django_push.publisher.headers import hub_links
@@ -61,3 +62,14 @@ def page(request: HttpRequest) -> HttpResponse:
 
 def text_topic(request: HttpRequest) -> HttpResponse:
     return HttpResponse("plain text topic", content_type="text/plain; charset=utf-8")
+
+
+# Hubs and self of the explicit variant of the HTML topic; the self URL needs escaping.
+HTML_TOPIC_HUBS = ["https://hub-a.example/", "https://hub-b.example/?x=1&y=2"]
+HTML_TOPIC_SELF = 'https://example.com/topic/?a=1&b="quoted"'
+
+
+def html_topic(request: HttpRequest, explicit: bool = False) -> HttpResponse:
+    """An HTML topic advertised by {% websub_links %} only: no Link header (P-4)."""
+    context = {"explicit": explicit, "hubs": HTML_TOPIC_HUBS, "topic": HTML_TOPIC_SELF}
+    return render(request, "testapp/websub_page.html", context)
