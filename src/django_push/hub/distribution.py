@@ -19,8 +19,15 @@ from django.utils import timezone
 from django_push import http, protocol, signatures
 from django_push.conf import conf
 from django_push.exceptions import FetchError
-from django_push.hub import retry
-from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
+from django_push.hub import retry, signals
+from django_push.hub.models import (
+    Content,
+    Delivery,
+    HubSubscription,
+    Intent,
+    Ping,
+    SubscriptionQuerySet,
+)
 from django_push.links import format_links
 
 logger = logging.getLogger("django_push")
@@ -81,10 +88,14 @@ def store(
                 "WHERE topic = %s AND expires_at > %s",
                 [content.pk, Delivery.Status.PENDING, now, topic, now],
             )
+            created = cursor.rowcount
         if ping_id is not None:
             Ping.objects.filter(pk=ping_id).update(
                 status=Ping.Status.FETCHED, content=content, finished_at=now
             )
+        signals.send_on_commit(
+            signals.content_published, Content, {"content": content, "deliveries": created}
+        )
     return content
 
 
@@ -249,7 +260,7 @@ def record(batch: Batch, outcomes: list[Outcome]) -> None:
         if gone:
             # H-17: 410 Gone ends the subscription (its deliveries go with it).
             logger.info("Subscriptions %s answered 410 Gone and were removed", gone)
-            HubSubscription.objects.filter(pk__in=gone).delete()
+            remove(HubSubscription.objects.filter(pk__in=gone), "gone")
         for outcome in not_delivered:
             if outcome.status != 410:
                 _schedule_retry(outcome, batch.token, now)
@@ -272,6 +283,13 @@ def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> Non
     if retry.gives_up(delivery.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON):
         delivery.status = Delivery.Status.FAILED
         logger.error("Gave up delivering to %s: %s", outcome.job.callback, delivery.last_error)
+        failed = {
+            "subscription_id": delivery.subscription_id,
+            "content_id": delivery.content_id,
+            "attempts": delivery.attempts,
+            "reason": delivery.last_error,
+        }
+        signals.send_on_commit(signals.delivery_failed, Delivery, failed)
     else:
         delivery.next_attempt_at = retry_at
         logger.warning(
@@ -306,5 +324,21 @@ def prune() -> tuple[int, int]:
 
 def expire_leases() -> int:
     """Delete subscriptions whose lease has ended (H-11); returns how many."""
-    _, deleted = HubSubscription.objects.expired().delete()  # their deliveries go too
+    return remove(HubSubscription.objects.expired(), "expired")
+
+
+def remove(subscriptions: SubscriptionQuerySet, reason: str) -> int:
+    """Delete ``subscriptions`` (their deliveries go too) and, once committed, send
+    ``subscription_removed`` for each with ``reason``; returns how many were deleted.
+
+    The rows are loaded (and locked until deleted) only when a receiver is connected;
+    otherwise this is the bare DELETE it always was.
+    """
+    with transaction.atomic():
+        rows = []
+        if signals.subscription_removed.has_listeners(HubSubscription):
+            rows = list(subscriptions.select_for_update())
+        _, deleted = subscriptions.delete()
+        each = [{"subscription": row, "reason": reason} for row in rows]
+        signals.send_on_commit(signals.subscription_removed, HubSubscription, *each)
     return deleted.get(HubSubscription._meta.label, 0)

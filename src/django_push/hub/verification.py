@@ -12,6 +12,8 @@ from django.utils import timezone
 from django_push import http, protocol
 from django_push.conf import conf
 from django_push.exceptions import FetchError
+from django_push.hub import signals
+from django_push.hub.distribution import remove
 from django_push.hub.models import HubSubscription, Intent, claim_row, lease_end
 from django_push.hub.params import topic_allowed
 
@@ -57,7 +59,7 @@ def verify(intent: Intent) -> bool:
     with transaction.atomic():
         if intent.mode == protocol.SUBSCRIBE:
             # H-6: a verified re-subscription replaces the secret and lease of the old one.
-            HubSubscription.objects.update_or_create(
+            subscription, created = HubSubscription.objects.update_or_create(
                 topic=intent.topic,
                 callback=intent.callback,
                 defaults={
@@ -68,8 +70,13 @@ def verify(intent: Intent) -> bool:
                     "failures": 0,
                 },
             )
+            activated = {"subscription": subscription, "created": created}
+            signals.send_on_commit(signals.subscription_activated, HubSubscription, activated)
         else:
-            HubSubscription.objects.filter(topic=intent.topic, callback=intent.callback).delete()
+            remove(
+                HubSubscription.objects.filter(topic=intent.topic, callback=intent.callback),
+                "unsubscribed",
+            )
         return _finish(intent, Intent.Status.VERIFIED, f"{intent.mode} verified")
 
 

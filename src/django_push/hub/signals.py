@@ -1,0 +1,59 @@
+"""Signals of the hub, for metrics, audit logs or cache purges: never one per delivery."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from django.db import models, transaction
+from django.dispatch import Signal
+
+logger = logging.getLogger("django_push")
+
+# Every signal is sent once the hub's own change is committed (at once outside a
+# transaction), with send_robust: a receiver that raises is logged on the "django_push"
+# logger, and the hub's bookkeeping, already committed, is not affected. Receivers run in
+# the worker that did the work: keep them quick, or enqueue a task.
+
+# A verification of intent for subscribe succeeded. sender: the HubSubscription class;
+# subscription: the HubSubscription, as saved; created: True for a new subscription,
+# False for a renewal of an existing one (same topic and callback).
+subscription_activated = Signal()
+
+# A subscription was removed. sender: the HubSubscription class; subscription: the
+# HubSubscription, already deleted (its pk is kept); reason: "unsubscribed" (a verified
+# unsubscribe), "gone" (the callback answered 410 Gone) or "expired" (the lease ended and
+# the sweeper removed it; one signal per row).
+subscription_removed = Signal()
+
+# A topic was fetched and stored. sender: the Content class; content: the Content;
+# deliveries: the number of deliveries created (one per active subscription of the topic).
+content_published = Signal()
+
+# The hub gave up on a delivery: its next retry would fall past PUSH_HUB_RETRY_HORIZON.
+# Not sent for a failure that will be retried. sender: the Delivery class;
+# subscription_id, content_id: ints; attempts: int, the attempts made; reason: str, the
+# last error ("HTTP 503", "timeout", ...).
+delivery_failed = Signal()
+
+
+def send_on_commit(signal: Signal, sender: type[models.Model], *each: dict[str, Any]) -> None:
+    """Send ``signal`` once per dict of keyword arguments in ``each``, when the current
+    transaction commits (at once outside one); nothing is sent if it rolls back."""
+    if each:
+        transaction.on_commit(partial(_send, signal, sender, each), robust=True)
+
+
+def _send(signal: Signal, sender: type[models.Model], each: tuple[dict[str, Any], ...]) -> None:
+    for kwargs in each:
+        for receiver, result in signal.send_robust(sender=sender, **kwargs):
+            if isinstance(result, Exception):
+                name = next((k for k, v in globals().items() if v is signal), "signal")
+                logger.error(
+                    "Receiver %s of the hub's %s signal raised: %r",
+                    getattr(receiver, "__qualname__", receiver),
+                    name,
+                    result,
+                    exc_info=result,
+                )
