@@ -180,6 +180,8 @@ def check_hub_settings(
             errors.append(
                 Error(f"{name} must be a positive {kind}, not {value!r}.", id="django_push.E105")
             )
+    if not any(error.id == "django_push.E105" for error in errors):
+        errors.extend(_check_claim_length())
     if conf.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES:
         errors.append(
             Warning(
@@ -190,6 +192,31 @@ def check_hub_settings(
             )
         )
     return errors
+
+
+def _check_claim_length() -> list[CheckMessage]:
+    # A fan-out sends one batch while the next is already claimed, both through the same
+    # PUSH_HUB_CONCURRENCY connections: the later claim must outlast both batches, each
+    # request taking up to the timeout, or the sweeper gives the batch to a second worker
+    # while the first still sends it (duplicate deliveries, not lost ones).
+    if conf.PUSH_TIMEOUT is not None and not _positive_number(conf.PUSH_TIMEOUT, integer=False):
+        return []
+    rounds = -(-conf.PUSH_HUB_BATCH_SIZE // conf.PUSH_HUB_CONCURRENCY)
+    needed = 2 * rounds * conf.timeout
+    if needed <= conf.PUSH_HUB_CLAIM_SECONDS:
+        return []
+    return [
+        Warning(
+            f"PUSH_HUB_CLAIM_SECONDS ({conf.PUSH_HUB_CLAIM_SECONDS}) is shorter than two "
+            f"batches can take to send ({needed:g} s: 2 x {rounds} rounds of "
+            f"PUSH_HUB_CONCURRENCY requests x the {conf.timeout:g} s timeout).",
+            hint=(
+                f"Raise PUSH_HUB_CLAIM_SECONDS to at least {needed:g}, or lower "
+                "PUSH_HUB_BATCH_SIZE or PUSH_TIMEOUT; else a slow batch is sent twice."
+            ),
+            id="django_push.W102",
+        )
+    ]
 
 
 def check_common_settings(
