@@ -38,6 +38,17 @@ content_published = Signal()
 delivery_failed = Signal()
 
 
+_NAMES = {
+    id(signal): name
+    for name, signal in [
+        ("subscription_activated", subscription_activated),
+        ("subscription_removed", subscription_removed),
+        ("content_published", content_published),
+        ("delivery_failed", delivery_failed),
+    ]
+}
+
+
 def send_on_commit(signal: Signal, sender: type[models.Model], *each: dict[str, Any]) -> None:
     """Send ``signal`` once per dict of keyword arguments in ``each``, when the current
     transaction commits (at once outside one); nothing is sent if it rolls back."""
@@ -49,11 +60,10 @@ def _send(signal: Signal, sender: type[models.Model], each: tuple[dict[str, Any]
     for kwargs in each:
         for receiver, result in signal.send_robust(sender=sender, **kwargs):
             if isinstance(result, Exception):
-                name = next((k for k, v in globals().items() if v is signal), "signal")
                 logger.error(
                     "Receiver %s of the hub's %s signal raised: %r",
                     getattr(receiver, "__qualname__", receiver),
-                    name,
+                    _NAMES.get(id(signal), "unnamed"),
                     result,
                     exc_info=result,
                 )
