@@ -313,12 +313,8 @@ def prune() -> tuple[int, int]:
     )
     contents = old.count()
     old.delete()
-    intents, _ = (
-        Intent.objects.filter(created_at__lt=cutoff).exclude(status=Intent.Status.PENDING).delete()
-    )
-    pings, _ = (
-        Ping.objects.filter(received_at__lt=cutoff).exclude(status=Ping.Status.PENDING).delete()
-    )
+    intents, _ = Intent.objects.finished_before(cutoff).delete()
+    pings, _ = Ping.objects.finished_before(cutoff).delete()
     return contents, intents + pings
 
 

@@ -71,10 +71,14 @@ class ClaimableQuerySet(models.QuerySet[_Row]):
         """Pending, and not claimed by a live worker."""
         return self.pending().filter(_unclaimed())
 
-    def stale(self, forgotten: datetime.datetime) -> Self:
+    def stale(self) -> Self:
         """Claimable and known to no live task: its worker died, or its task was lost."""
-        made_before = models.Q(**{f"{self.received_field}__lt": forgotten})
+        made_before = models.Q(**{f"{self.received_field}__lt": forgotten_before()})
         return self.claimable().filter(models.Q(claimed_until__isnull=False) | made_before)
+
+    def finished_before(self, cutoff: datetime.datetime) -> Self:
+        """Decided, and made before ``cutoff``: what the sweep prunes."""
+        return self.filter(**{f"{self.received_field}__lt": cutoff}).exclude(status="pending")
 
 
 class IntentQuerySet(ClaimableQuerySet["Intent"]):
@@ -183,7 +187,7 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         """Pending, due now, and not claimed by a live worker."""
         now = timezone.now()
         return self.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
-            models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=now)
+            _unclaimed(now)
         )
 
 
@@ -228,8 +232,17 @@ class Delivery(models.Model):
         return f"{self.content_id} → {self.subscription_id}: {self.status}"
 
 
-def _unclaimed() -> models.Q:
-    return models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=timezone.now())
+def _unclaimed(now: datetime.datetime | None = None) -> models.Q:
+    now = now or timezone.now()
+    return models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=now)
+
+
+def forgotten_before() -> datetime.datetime:
+    """Work made before this and never claimed has outlived any claim: no live task holds
+    it, so its task was lost and the sweeper enqueues it again."""
+    from django_push.conf import conf
+
+    return timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
 
 
 def claim_row(queryset: models.QuerySet[Any], pk: int) -> bool:

@@ -79,11 +79,12 @@ def fanout_task(content_id: int | None = None) -> list[int]:
 def stale_deliveries() -> DeliveryQuerySet:
     """Due deliveries that no queued task is known to cover: expired claims (a worker died),
     retries, and work left unclaimed for longer than a claim lasts (a lost task)."""
-    from django_push.hub.models import Delivery
+    from django_push.hub.models import Delivery, forgotten_before
 
-    forgotten = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
     return Delivery.objects.due().filter(
-        Q(claimed_until__isnull=False) | Q(attempts__gt=0) | Q(next_attempt_at__lt=forgotten)
+        Q(claimed_until__isnull=False)
+        | Q(attempts__gt=0)
+        | Q(next_attempt_at__lt=forgotten_before())
     )
 
 
@@ -95,13 +96,10 @@ def sweep() -> tuple[int, int]:
     from django_push.hub.models import Intent, Ping
 
     expired = expire_leases()
-    forgotten = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
     enqueued = 0
-    for intent_id in Intent.objects.stale(forgotten).values_list("pk", flat=True):
+    for intent_id in Intent.objects.stale().values_list("pk", flat=True):
         enqueued += enqueue(verify_intent_task, intent_id)
-    for ping_id, topic, hub_url in Ping.objects.stale(forgotten).values_list(
-        "pk", "topic", "hub_url"
-    ):
+    for ping_id, topic, hub_url in Ping.objects.stale().values_list("pk", "topic", "hub_url"):
         enqueued += enqueue(publish_task, topic, hub_url, ping_id)
     return expired, enqueued + start_fanout(stale_deliveries().count())
 

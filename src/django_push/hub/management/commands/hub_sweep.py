@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
-from django_push.conf import conf
 from django_push.hub.distribution import prune
 from django_push.hub.models import Intent, Ping
 from django_push.hub.tasks import stale_deliveries, sweep
@@ -20,10 +17,9 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        forgotten = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
         stale = stale_deliveries().count()
-        intents = Intent.objects.stale(forgotten).count()
-        pings = Ping.objects.stale(forgotten).count()
+        intents = Intent.objects.stale().count()
+        pings = Ping.objects.stale().count()
         self.stdout.write(f"{stale} stale delivery(ies) found.")
         self.stdout.write(
             f"{intents} stale verification(s) and {pings} stale publish request(s) found."
