@@ -1,4 +1,5 @@
-"""WebSub protocol words: parameter and header names, modes, algorithms. No logic."""
+"""WebSub protocol words: parameter and header names, modes, algorithms; and the reading of
+its one numeric parameter, shared by the hub and the subscriber."""
 
 from __future__ import annotations
 
@@ -27,3 +28,14 @@ ALGORITHMS: Final[tuple[Algorithm, ...]] = ("sha1", "sha256", "sha384", "sha512"
 
 # WebSub 5.1: a secret MUST be less than 200 bytes.
 MAX_SECRET_BYTES: Final = 199
+
+
+def parse_lease(raw: str, longest: int) -> int | None:
+    """``hub.lease_seconds`` as seconds, capped at ``longest``; ``None`` unless it is all
+    ASCII digits ("²".isdigit() is true, and int() refuses it)."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    # Compare lengths first: int() refuses strings of over 4,300 digits.
+    if len(raw.lstrip("0")) > len(str(longest)):
+        return longest
+    return min(int(raw), longest)

@@ -76,12 +76,10 @@ def _lease(raw: str) -> int | None:
     """The lease asked for, capped at the longest this hub grants (the hub may shorten it)."""
     if not raw:
         return None
-    # ASCII digits only: "²".isdigit() is true, and int() refuses it.
-    if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
+    lease = protocol.parse_lease(raw, conf.PUSH_HUB_LEASE_SECONDS[2])
+    if not lease:  # not digits, or zero
         raise InvalidRequest("hub.lease_seconds must be a positive integer")
-    longest = conf.PUSH_HUB_LEASE_SECONDS[2]
-    # Compare lengths first: int() refuses strings of over 4,300 digits.
-    return longest if len(raw.lstrip("0")) > len(str(longest)) else min(int(raw), longest)
+    return lease
 
 
 def _required(data: QueryDict, name: str) -> str:

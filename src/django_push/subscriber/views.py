@@ -85,12 +85,9 @@ class CallbackView(View):
             lease = params.get(protocol.LEASE_SECONDS)
             if lease is None:
                 return plain_text(400, "Missing hub.lease_seconds parameter")
-            # ASCII digits only: "²".isdigit() is true, and int() refuses it.
-            if not (lease.isascii() and lease.isdigit()):
+            seconds = protocol.parse_lease(lease, MAX_LEASE)
+            if seconds is None:
                 return plain_text(400, "hub.lease_seconds must be an integer")
-            # Compare lengths first: int() refuses strings of over 4,300 digits.
-            digits = lease.lstrip("0")
-            seconds = MAX_LEASE if len(digits) > len(str(MAX_LEASE)) else min(int(lease), MAX_LEASE)
             subscription.confirm_subscription(seconds)
             logger.info(
                 "Verified subscription to %s via %s (lease %s s)",
