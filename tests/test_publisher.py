@@ -279,6 +279,20 @@ def test_publish_on_commit_pings_every_hub_even_when_one_refuses(
     ]
 
 
+@pytest.mark.parametrize("hub_url", [None, "", []])
+def test_publish_on_commit_without_a_hub_uses_push_hub(
+    server, settings, django_capture_on_commit_callbacks, hub_url
+):
+    server.default = Reply(204)
+    settings.PUSH_HUB = server.url + "/hub"
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_on_commit("http://example.com/feed", hub_url)
+    assert [r.path for r in server.requests] == ["/hub"]
+    settings.PUSH_HUB = None
+    with pytest.raises(ValueError, match="PUSH_HUB"):
+        publish_on_commit("http://example.com/feed", hub_url)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_publish_on_commit_rolled_back_pings_nobody(server, settings):
     from django.db import transaction

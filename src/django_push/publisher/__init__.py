@@ -15,6 +15,7 @@ from django.db import transaction
 from django_push import http, protocol
 from django_push.conf import conf
 from django_push.exceptions import FetchError, PingError
+from django_push.publisher.headers import hub_urls
 
 logger = logging.getLogger("django_push")
 
@@ -64,8 +65,7 @@ def publish_on_commit(
     advertises several hubs passes them all: each gets its own task (WebSub 4: every
     advertised hub is to be notified), so one hub that is down delays no other.
     """
-    hubs = [hub_url] if isinstance(hub_url, str) else list(hub_url or [])
-    hubs = hubs or ([conf.PUSH_HUB] if conf.PUSH_HUB else [])
+    hubs = hub_urls(hub_url) or hub_urls(conf.PUSH_HUB)
     if not hubs:
         raise ValueError("Specify hub_url or set the PUSH_HUB setting.")
 

@@ -10,7 +10,7 @@ from django.utils.feedgenerator import Atom1Feed, Rss201rev2Feed, SyndicationFee
 from django.utils.xmlutils import SimplerXMLGenerator
 
 from django_push.conf import conf
-from django_push.publisher.headers import add_link_headers
+from django_push.publisher.headers import add_link_headers, hub_urls
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
@@ -20,7 +20,7 @@ class HubAtom1Feed(Atom1Feed):
 
     def add_root_elements(self, handler: SimplerXMLGenerator) -> None:
         super().add_root_elements(handler)
-        for hub in _hubs(self.feed.get("hub")):
+        for hub in hub_urls(self.feed.get("hub")):
             handler.addQuickElement("link", "", {"rel": "hub", "href": hub})
 
 
@@ -29,7 +29,7 @@ class HubRss201rev2Feed(Rss201rev2Feed):
 
     def add_root_elements(self, handler: SimplerXMLGenerator) -> None:
         super().add_root_elements(handler)
-        for hub in _hubs(self.feed.get("hub")):
+        for hub in hub_urls(self.feed.get("hub")):
             handler.addQuickElement("atom:link", None, {"rel": "hub", "href": hub})
 
 
@@ -62,11 +62,5 @@ class Feed(BaseFeed):  # type: ignore[type-arg]  # generic only in django-stubs
         feed: SyndicationFeed | None = getattr(request, "_push_feed", None)
         if feed is not None and response.status_code == 200:
             self_url = feed.feed.get("feed_url") or request.build_absolute_uri()
-            add_link_headers(response, hubs=_hubs(feed.feed.get("hub")), self_url=self_url)
+            add_link_headers(response, hubs=feed.feed.get("hub"), self_url=self_url)
         return response
-
-
-def _hubs(value: Any) -> list[str]:
-    if not value:
-        return []
-    return [value] if isinstance(value, str) else [str(hub) for hub in value]

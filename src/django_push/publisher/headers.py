@@ -14,6 +14,12 @@ from django_push.links import format_links, parse_links, rels
 ViewFunc = TypeVar("ViewFunc", bound=Callable[..., HttpResponseBase])
 
 
+def hub_urls(hubs: str | Iterable[Any] | None) -> list[str]:
+    """``hubs`` as a list of URLs: one URL or several, empty ones dropped."""
+    values = [hubs] if isinstance(hubs, str) else list(hubs or [])
+    return [str(hub) for hub in values if hub]
+
+
 def add_link_headers(
     response: HttpResponseBase, *, hubs: str | Iterable[str] | None, self_url: str
 ) -> HttpResponseBase:
@@ -22,8 +28,7 @@ def add_link_headers(
     A ``rel="self"`` the response already carries is kept and ``self_url`` is left out:
     there must be exactly one (P-2), and the view knows its canonical URL best (P-5).
     """
-    hub_list = [hubs] if isinstance(hubs, str) else list(hubs or [])
-    links = [(hub, "hub") for hub in hub_list]
+    links = [(hub, "hub") for hub in hub_urls(hubs)]
     existing = response.headers.get("Link")
     if not (existing and rels(parse_links(existing), "self")):
         links.append((self_url, "self"))

@@ -15,6 +15,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
 from django_push.conf import conf
+from django_push.publisher.headers import hub_urls
 
 register = template.Library()
 
@@ -33,8 +34,7 @@ def websub_links(
     only the self link is rendered: the page still names its canonical topic URL.
     """
     hubs = conf.PUSH_HUB if hub is None or hub == "" else hub
-    hub_list = [hubs] if isinstance(hubs, str) else list(hubs or [])
-    links = [("hub", url) for url in hub_list if url]
+    links = [("hub", url) for url in hub_urls(hubs)]
     links.append(("self", self or _request_url(context)))
     return format_html_join("\n", '<link rel="{}" href="{}">', links)
 
