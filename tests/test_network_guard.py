@@ -71,6 +71,7 @@ REFUSED = [
     "64:ff9b:1::808:808",  # local-use NAT64 prefix: never global
     "::127.0.0.1",  # IPv4-compatible
     "::a00:1",
+    "example.com",  # a name is no address
 ]
 ALLOWED = [
     "8.8.8.8",
@@ -207,6 +208,16 @@ def test_names_are_checked_after_resolution(server):
     ):
         run(http.get(f"http://{name}:{server.port}/"))
     assert server.requests == []
+
+
+def test_resolver_passes_public_answers():
+    from django_push.guard import GuardedResolver
+
+    async def resolve():
+        return await GuardedResolver().resolve("93.184.216.34", 443)
+
+    [result] = run(resolve())
+    assert (result["host"], result["port"]) == ("93.184.216.34", 443)
 
 
 # Every role goes through the guard ---------------------------------------------------

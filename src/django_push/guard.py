@@ -15,9 +15,9 @@ import re
 import socket
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import ResolveResult
 from aiohttp.connector import Connection
-from aiohttp.resolver import DefaultResolver
+from aiohttp.resolver import ThreadedResolver
 from aiohttp.tracing import Trace
 from yarl import URL
 
@@ -117,29 +117,23 @@ def refusal(url: URL) -> str | None:
     return None
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default resolver, then refuses if any address is not public.
+class GuardedResolver(ThreadedResolver):
+    """Resolves with the system resolver, then refuses if any address is not public.
 
     Refusing the whole answer, not just its private addresses, leaves DNS rebinding with a
-    mixed answer nothing to work with.
+    mixed answer nothing to work with. The connector connects to exactly these addresses.
     """
-
-    def __init__(self) -> None:
-        self._resolver = DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        results = await self._resolver.resolve(host, port, family)
+        results = await super().resolve(host, port, family)
         for result in results:
             if not is_public_address(result["host"]):
                 raise RefusedAddress(
                     f"{host} resolves to {result['host']}, which is not a public address"
                 )
         return results
-
-    async def close(self) -> None:
-        await self._resolver.close()
 
 
 class GuardedConnector(aiohttp.TCPConnector):
