@@ -15,7 +15,7 @@ from django.test import override_settings
 from django_push import checks, http
 from django_push.conf import conf
 from django_push.discovery import discover
-from django_push.exceptions import DiscoveryError, FetchError, PingError
+from django_push.exceptions import DiscoveryError, FetchError, GuardRefusal, PingError
 from django_push.publisher import ping_hub
 from django_push.subscriber.models import Subscription, SubscriptionError
 from tests.servers import Reply, Server
@@ -99,9 +99,9 @@ def test_allowed_addresses(address):
 
 @guarded
 def test_guard_is_on_by_default(server):
-    with pytest.raises(FetchError, match="not a public address"):
+    with pytest.raises(GuardRefusal, match="not a public address"):
         run(http.get(server.url))
-    with pytest.raises(FetchError, match="not a public address"):
+    with pytest.raises(GuardRefusal, match="not a public address"):
         run(http.post_form(server.url, {"a": "b"}))
     assert server.requests == []
 
@@ -194,19 +194,41 @@ def test_connector_checks_the_host_aiohttp_connects_to(server):
     assert server.requests == []
 
 
-@guarded
-def test_names_are_checked_after_resolution(server):
-    # A name (not a literal, not "localhost") that the system resolver maps to loopback.
+def private_name():
+    """A name (not a literal, not "localhost") that the system resolver maps to loopback."""
     name = socket.gethostname()
     if not any(
         not http.is_public_address(str(info[4][0])) for info in socket.getaddrinfo(name, None)
     ):
         pytest.fail(f"{name} should resolve to a loopback or private address here")
+    return name
+
+
+@guarded
+def test_names_are_checked_after_resolution(server):
+    name = private_name()
     with (
         override_settings(PUSH_ALLOWED_PORTS=[server.port]),
-        pytest.raises(FetchError, match="which is not a public address"),
+        pytest.raises(GuardRefusal, match="which is not a public address"),
     ):
         run(http.get(f"http://{name}:{server.port}/"))
+    assert server.requests == []
+
+
+@guarded
+def test_deliveries_are_guarded(server, settings):
+    # The hub's fan-out: one session, many deliveries.
+    settings.PUSH_ALLOWED_PORTS = [server.port]
+    name = private_name()
+
+    async def deliver(url):
+        async with http.client_session() as session:
+            return await http.deliver(session, url, b"<feed/>", {})
+
+    with pytest.raises(GuardRefusal, match="127.0.0.1 is not a public address"):
+        run(deliver(server.url + "/cb"))
+    with pytest.raises(GuardRefusal, match="which is not a public address"):
+        run(deliver(f"http://{name}:{server.port}/cb"))
     assert server.requests == []
 
 

@@ -20,7 +20,7 @@ from yarl import URL
 
 from django_push import UA
 from django_push.conf import conf
-from django_push.exceptions import FetchError
+from django_push.exceptions import FetchError, GuardRefusal
 from django_push.guard import (
     GuardedConnector,
     RefusedAddress,
@@ -94,7 +94,7 @@ def check_url(url: str, *, guard: bool | None = None) -> None:
     if _guarding(guard):
         reason = refusal(target)
         if reason is not None:
-            raise FetchError(url, reason)
+            raise GuardRefusal(url, reason)
 
 
 def guard_enabled() -> bool:
@@ -162,7 +162,8 @@ async def request(
     guard: bool | None = None,
     session: aiohttp.ClientSession | None = None,
 ) -> Response:
-    """Send one request and return its ``Response``; transport failures raise ``FetchError``.
+    """Send one request and return its ``Response``; transport failures raise ``FetchError``
+    (``GuardRefusal`` when the network guard refused it: retrying cannot help).
 
     With ``follow_redirects=False``, 307 and 308 are still followed for POSTs: WebSub
     lets a hub move with them and asks subscribers to repeat the request (S-8). Any other
@@ -213,23 +214,22 @@ async def request(
     except TimeoutError as exc:
         raise FetchError(url, f"no answer within {kwargs['timeout'].total} seconds") from exc
     except (aiohttp.ClientError, OSError) as exc:
-        refused = _refused(exc)
-        reason = str(refused or exc) or type(exc).__name__
-        raise FetchError(url, reason) from exc
+        raise _failure(url, exc) from exc
     finally:
         if own_session:
             await session.close()
 
 
-def _refused(exc: BaseException | None) -> RefusedAddress | None:
-    """The guard's refusal, if it is what made aiohttp give up."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, RefusedAddress):
-            return exc
-        exc = getattr(exc, "os_error", None) or exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+def _failure(url: str, exc: BaseException) -> FetchError:
+    """The ``FetchError`` for a transport failure: a ``GuardRefusal`` if the guard caused it."""
+    cause: BaseException | None = exc
+    for _ in range(5):
+        if cause is None:
+            break
+        if isinstance(cause, RefusedAddress):
+            return GuardRefusal(url, str(cause))
+        cause = getattr(cause, "os_error", None) or cause.__cause__ or cause.__context__
+    return FetchError(url, str(exc) or type(exc).__name__)
 
 
 def _with_params(url: str, params: Sequence[tuple[str, str]] | None) -> str:
@@ -255,6 +255,7 @@ async def get(url: str, **kwargs: Any) -> Response:
 __all__ = [
     "CIMultiDict",
     "FetchError",
+    "GuardRefusal",
     "Response",
     "check_url",
     "client_session",
@@ -279,7 +280,7 @@ async def deliver(
     """POST ``body`` to ``url`` and return the status; the answer's body is not read.
 
     Redirects are not followed: WebSub counts a 3xx as a failed delivery (H-17).
-    Transport failures raise ``FetchError``.
+    Transport failures raise ``FetchError``, the guard's refusals ``GuardRefusal``.
     """
     check_url(url, guard=guard)  # the session's connector checks again where it connects
     options: dict[str, Any] = {"allow_redirects": False}
@@ -291,5 +292,4 @@ async def deliver(
     except TimeoutError as exc:
         raise FetchError(url, "no answer in time") from exc
     except (aiohttp.ClientError, OSError) as exc:
-        refused = _refused(exc)
-        raise FetchError(url, str(refused or exc) or type(exc).__name__) from exc
+        raise _failure(url, exc) from exc
