@@ -270,6 +270,23 @@ def test_subscription_requests_are_guarded(server):
     assert server.requests == []
 
 
+@pytest.mark.django_db
+@guarded
+@pytest.mark.parametrize("action", ["renew", "unsubscribe"])
+def test_admin_actions_are_guarded(admin_client, server, action):
+    from django.urls import reverse
+
+    sub = Subscription.objects.create(topic="https://example.com/feed", hub=server.url + "/hub")
+    response = admin_client.post(
+        reverse("admin:subscriber_subscription_changelist"),
+        {"action": action, "_selected_action": [sub.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert b"not a public address" in response.content
+    assert server.requests == []
+
+
 # Redirects of subscription requests keep hub.secret at home ------------------------
 
 
