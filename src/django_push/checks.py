@@ -223,12 +223,47 @@ def check_common_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Settings every role reads; each app registers this, Django runs it once."""
+    errors: list[CheckMessage] = []
     timeout = conf.PUSH_TIMEOUT
     if timeout is not None and not _positive_number(timeout, integer=False):
-        return [
+        errors.append(
             Error(
                 f"PUSH_TIMEOUT must be a positive number of seconds or None, not {timeout!r}.",
                 id="django_push.E007",
             )
-        ]
-    return []
+        )
+    errors.extend(_check_network_guard())
+    return errors
+
+
+def _check_network_guard() -> list[CheckMessage]:
+    from django.conf import settings
+
+    errors: list[CheckMessage] = []
+    ports = conf.PUSH_ALLOWED_PORTS
+    if not isinstance(ports, (list, tuple, set, frozenset)) or not all(
+        isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 for port in ports
+    ):
+        errors.append(
+            Error(
+                f"PUSH_ALLOWED_PORTS must be a list of TCP port numbers, not {ports!r}.",
+                hint="The default is (80, 443).",
+                id="django_push.E008",
+            )
+        )
+    if conf.PUSH_ALLOW_PRIVATE_ADDRESSES and not settings.DEBUG:
+        name = (
+            "PUSH_ALLOW_PRIVATE_ADDRESSES"
+            if hasattr(settings, "PUSH_ALLOW_PRIVATE_ADDRESSES")
+            else "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES"
+        )
+        errors.append(
+            Warning(
+                f"{name} is on with DEBUG = False: the network guard is off, so the hub, "
+                "pings, discovery and subscription requests may reach loopback and private "
+                "addresses on any port.",
+                hint="Use it for development and tests only.",
+                id="django_push.W002",
+            )
+        )
+    return errors

@@ -120,7 +120,7 @@ class Settings:
 
     @property
     def PUSH_HUB_ALLOW_PRIVATE_ADDRESSES(self) -> bool:
-        """Allow callbacks and topics on loopback, private, link-local or multicast addresses."""
+        """Former name of ``PUSH_ALLOW_PRIVATE_ADDRESSES``, still honoured when that is unset."""
         return bool(getattr(settings, "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES", False))
 
     @property
@@ -163,6 +163,25 @@ class Settings:
     def PUSH_HUB_CLAIM_SECONDS(self) -> int:
         """How long a worker's claim on pending work lasts before the sweeper takes it back."""
         return int(getattr(settings, "PUSH_HUB_CLAIM_SECONDS", 300))
+
+    # Network guard (every role) ----------------------------------------------------------
+
+    @property
+    def PUSH_ALLOW_PRIVATE_ADDRESSES(self) -> bool:
+        """Turn the network guard off: any address, any port (development and tests only)."""
+        return bool(
+            getattr(
+                settings,
+                "PUSH_ALLOW_PRIVATE_ADDRESSES",
+                getattr(settings, "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES", False),
+            )
+        )
+
+    @property
+    def PUSH_ALLOWED_PORTS(self) -> Sequence[int]:
+        """Ports outgoing requests may connect to while the guard is on (E008 checks it)."""
+        value: Sequence[int] = getattr(settings, "PUSH_ALLOWED_PORTS", (80, 443))
+        return value
 
 
 conf = Settings()
