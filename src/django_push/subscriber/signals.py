@@ -33,7 +33,6 @@ subscription_failed = Signal()
 subscription_removed = Signal()
 
 name_signals(
-    subscriber_updated=updated,
     subscription_verified=subscription_verified,
     subscription_denied=subscription_denied,
     subscription_failed=subscription_failed,
