@@ -186,7 +186,7 @@ def test_hub_reverification_of_active_subscription_is_404(client, caplog):
         "hub.challenge": "c",
         "hub.lease_seconds": "7200",
     }
-    with caplog.at_level(logging.WARNING, logger="django_push"):
+    with caplog.at_level(logging.INFO, logger="django_push"):
         response = verify(client, sub, **params)
     assert response.status_code == 404
     assert "unrequested subscribe verification" in caplog.text

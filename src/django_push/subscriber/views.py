@@ -186,9 +186,11 @@ class CallbackView(View):
             raise unknown() from None
         if not 0 < key <= MAX_PK:
             raise unknown()
-        subscription = Subscription.objects.only(*fields).filter(pk=key).first()
-        if subscription is None:
+        # A slice, not first(): no ORDER BY to compile for a primary-key lookup.
+        found = list(Subscription.objects.only(*fields).filter(pk=key)[:1])
+        if not found:
             raise unknown()
+        subscription = found[0]
         callback = subscription.callback_for(request.GET.get(TOKEN_PARAM))
         if callback is None:
             raise unknown()
@@ -225,9 +227,8 @@ class CallbackView(View):
         ):
             raise Answer(404, "Mismatching hub.verify_token")
         if not subscription.expects(mode):
-            logger.warning(
-                "Refused an unrequested %s verification for %s", mode, subscription.topic
-            )
+            # INFO, not WARNING: whoever knows the URL can send these, as often as they like.
+            logger.info("Refused an unrequested %s verification for %s", mode, subscription.topic)
             raise Answer(404, f"No pending {mode} request for this topic")
 
     def apply_verification(
