@@ -168,3 +168,40 @@ def test_a_raising_receiver_is_logged_and_the_others_still_run(live_domain, sent
     assert status == 200  # the hub's verification succeeded all the same
     assert [name for name, _ in sent] == ["subscription_verified"]
     assert "subscription_verified" in caplog.text and "receiver bug" in caplog.text
+
+
+# The docs' receivers ----------------------------------------------------------------------
+
+
+def test_docs_lifecycle_receivers(server, live_domain):
+    from docs.examples import subscriber_example as example
+
+    example.outcomes.clear()
+    server.default = Reply(500, b"hub down")
+    subscription = make(hub=server.url)
+    with pytest.raises(SubscriptionError):
+        subscription.subscribe()
+    Subscription.objects.filter(pk=subscription.pk).update(pending="subscribe")
+    subscription.refresh_from_db()
+    params = {"hub.mode": "subscribe", "hub.topic": TOPIC, "hub.challenge": "c"}
+    assert get(subscription.callback_url, **params, **{"hub.lease_seconds": "7200"})[0] == 200
+    assert get(subscription.callback_url, **{"hub.mode": "denied", "hub.topic": TOPIC})[0] == 200
+    assert example.outcomes == [
+        ("failed", TOPIC, 500),
+        ("verified", TOPIC, 7200),
+        ("denied", TOPIC, ""),
+    ]
+
+
+def test_docs_receiver_drops_repeated_deliveries(live_domain, settings):
+    from django.core.cache import cache
+    from docs.examples import subscriber_example as example
+
+    cache.clear()
+    example.fresh.clear()
+    subscription = make(verified=True)
+    for body in (b"one", b"one", b"two", b"one"):
+        request = urllib.request.Request(subscription.callback_url, data=body)
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 200  # the hub sees every delivery acknowledged
+    assert example.fresh == [b"one", b"two"]
