@@ -19,9 +19,9 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     "value", [(0, 10), (10, 5), (1, 2**31), "3600", (3600,), (1.5, 10), None, (True, 10)]
 )
-def test_e008_bad_lease_range(settings, value):
+def test_e009_bad_lease_range(settings, value):
     settings.PUSH_SUBSCRIBER_LEASE_RANGE = value
-    assert [m.id for m in checks.check_subscriber_settings()] == ["django_push.E008"]
+    assert [m.id for m in checks.check_subscriber_settings()] == ["django_push.E009"]
 
 
 def test_valid_lease_range_passes(settings):

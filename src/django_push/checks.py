@@ -122,7 +122,7 @@ def _check_lease_range() -> list[CheckMessage]:
             "PUSH_SUBSCRIBER_LEASE_RANGE must be (shortest, longest): two positive integers of "
             f"seconds with shortest <= longest < 2**31, not {value!r}.",
             hint="The default is (3600, 2592000): one hour to thirty days.",
-            id="django_push.E008",
+            id="django_push.E009",
         )
     ]
 

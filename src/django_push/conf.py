@@ -96,7 +96,7 @@ class Settings:
         """``(shortest, longest)`` lease the subscriber stores from a hub's verification."""
         value: tuple[int, int] = getattr(
             settings, "PUSH_SUBSCRIBER_LEASE_RANGE", (3600, 3 * TEN_DAYS)
-        )  # E008 checks it
+        )  # E009 checks it
         return value
 
     # Hub --------------------------------------------------------------------------------
