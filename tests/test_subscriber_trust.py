@@ -293,3 +293,23 @@ def test_body_over_data_upload_max_memory_size_is_413_naming_it(live_domain, set
     status, body = fetch(subscription.callback_url, b"x" * 20_000)
     assert status == 413
     assert b"PUSH_MAX_BODY_SIZE" in body and b"10000" in body
+
+
+def test_pending_11_subscription_is_verified_at_its_old_url(live_domain, notifications):
+    # Migration 0003 marks 1.1's unverified rows as awaiting a subscribe verification, which
+    # the hub sends to the URL 1.1 gave it.
+    legacy = Subscription.objects.create(
+        topic=TOPIC, hub="http://hub.example.com/", pending="subscribe", callback_token=None
+    )
+    verification = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": "86400",
+    }
+    assert fetch(with_params(legacy.callback_url, token="guess", **verification))[0] == 404
+    assert fetch(with_params(legacy.callback_url, **verification)) == (200, b"c")
+    legacy.refresh_from_db()
+    assert legacy.verified and legacy.callback_token is None  # it moves at its next renewal
+    assert fetch(legacy.callback_url, b"content")[0] == 200
+    assert len(notifications) == 1
