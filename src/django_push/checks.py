@@ -95,6 +95,7 @@ def check_subscriber_settings(
                 id="django_push.E006",
             )
         )
+    errors.extend(_check_lease_range())
     if conf.PUSH_INSECURE_SECRETS:
         errors.append(
             Warning(
@@ -105,6 +106,25 @@ def check_subscriber_settings(
             )
         )
     return errors
+
+
+def _check_lease_range() -> list[CheckMessage]:
+    value: object = conf.PUSH_SUBSCRIBER_LEASE_RANGE  # whatever was set
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(_positive_number(seconds, integer=True) for seconds in value)
+        and value[0] <= value[1] < 2**31
+    ):
+        return []
+    return [
+        Error(
+            "PUSH_SUBSCRIBER_LEASE_RANGE must be (shortest, longest): two positive integers of "
+            f"seconds with shortest <= longest < 2**31, not {value!r}.",
+            hint="The default is (3600, 2592000): one hour to thirty days.",
+            id="django_push.E009",
+        )
+    ]
 
 
 def check_hub_settings(

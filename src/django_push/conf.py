@@ -91,6 +91,14 @@ class Settings:
         """Seconds between two runs of the self-scheduling lease renewal task."""
         return int(getattr(settings, "PUSH_RENEW_INTERVAL", 3600))
 
+    @property
+    def PUSH_SUBSCRIBER_LEASE_RANGE(self) -> tuple[int, int]:
+        """``(shortest, longest)`` lease the subscriber stores from a hub's verification."""
+        value: tuple[int, int] = getattr(
+            settings, "PUSH_SUBSCRIBER_LEASE_RANGE", (3600, 3 * TEN_DAYS)
+        )  # E009 checks it
+        return value
+
     # Hub --------------------------------------------------------------------------------
 
     @property
