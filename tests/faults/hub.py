@@ -142,8 +142,11 @@ class Redis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.workdir), "--loglevel", "warning"],
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
+                *("--loglevel", "warning"),
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_for(lambda: _listening(self.port), 10, "redis-server")

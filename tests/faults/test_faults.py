@@ -12,8 +12,8 @@ figures are printed and appended to ``test-output/faults.jsonl``.
 from __future__ import annotations
 
 import json
-from collections import deque
 import time
+from collections import deque
 
 import pytest
 
