@@ -26,6 +26,7 @@ class Subscribers:
         self.delay = delay  # seconds each notification takes to answer
         self.version = 1
         self.faults: dict[int, deque[str]] = {}
+        self.topic_faults: deque[str] = deque()  # for the next fetches of the topic
         self.received: Counter[int] = Counter()  # notification bodies read, per callback
         self.acknowledged: Counter[int] = Counter()  # ... and answered 2xx
         self.injected: Counter[str] = Counter()
@@ -75,6 +76,13 @@ class Subscribers:
 
     async def _topic(self, request: web.Request) -> web.StreamResponse:
         await self._hold("fetch")
+        fault = self.topic_faults.popleft() if self.topic_faults else None
+        if fault is not None:
+            self.injected[f"topic {fault}"] += 1
+        if fault == "503":
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        if fault == "hang":
+            await asyncio.sleep(HANG_SECONDS)
         body = f"<feed>version {self.version}</feed>".encode()
         return web.Response(body=body, content_type="application/atom+xml")
 
