@@ -182,7 +182,7 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.05)
+        time.sleep(0.1)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
@@ -204,6 +204,7 @@ class Hub:
         self.worker_count = workers
         self.workers: list[subprocess.Popen[bytes]] = []
         self.restarts = 0
+        self._pg: Any = None  # the test's own connection, kept: PostgreSQL forks one per connect
         self.web = self._spawn(
             "web", "runserver", f"127.0.0.1:{self.port}", "--noreload", "--skip-checks"
         )
@@ -222,7 +223,10 @@ class Hub:
 
     def _worker(self) -> subprocess.Popen[bytes]:
         if self.tasks == "rq":
+            # SimpleWorker runs jobs in the worker process; the default worker forks a work
+            # horse per job (kill_workers kills it too), which the RQ end-to-end leg runs.
             command = ["rqworker", "--with-scheduler", "--job-class", "django_tasks_rq.Job"]
+            command += ["--worker-class", "rq.worker.SimpleWorker"]
             return self._spawn("worker", *command, "default")
         return self._spawn("worker", "db_worker", "--interval", "0.05", "--no-startup-delay")
 
@@ -289,16 +293,18 @@ class Hub:
         if self.database.kind == "sqlite":
             with sqlite3.connect(self.name, timeout=30) as db:
                 return list(db.execute(sql))
-        import psycopg
+        if self._pg is None or self._pg.closed:
+            import psycopg
 
-        with psycopg.connect(
-            host=os.environ.get("PGHOST", "127.0.0.1"),
-            port=os.environ.get("PGPORT", "5432"),
-            user=os.environ.get("PGUSER", "postgres"),
-            dbname=self.name,
-            autocommit=True,
-        ) as db:
-            return list(db.execute(sql))  # type: ignore[call-overload]
+            self._pg = psycopg.connect(
+                host=os.environ.get("PGHOST", "127.0.0.1"),
+                port=os.environ.get("PGPORT", "5432"),
+                user=os.environ.get("PGUSER", "postgres"),
+                dbname=self.name,
+                autocommit=True,
+                application_name="test",
+            )
+        return list(self._pg.execute(sql))
 
     def count(self, table: str, where: str = "1=1") -> int:
         return int(self.query(f"SELECT COUNT(*) FROM push_hub_{table} WHERE {where}")[0][0])
@@ -348,4 +354,6 @@ class Hub:
                 process.wait(10)
         if self.redis:
             self.redis.stop()
+        if self._pg is not None:
+            self._pg.close()
         self.database.drop(self.name)
