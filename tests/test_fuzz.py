@@ -29,7 +29,7 @@ from django_push.subscriber.models import Subscription
 from tests.servers import Reply
 from tests.test_bad_input import HUB_FIELDS
 
-PROFILES = {"suite": 60, "ci": 1000, "long": 20_000}
+PROFILES = {"suite": 60, "ci": 500, "long": 20_000}
 EXAMPLES = PROFILES[os.environ.get("PUSH_FUZZ_PROFILE", "suite")]
 FUZZ = settings(
     max_examples=EXAMPLES,

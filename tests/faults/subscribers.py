@@ -55,6 +55,16 @@ class Subscribers:
         """Notification bodies read beyond one per callback."""
         return sum(self.received.values()) - sum(1 for n in self.received if self.received[n])
 
+    def next_round(self) -> None:
+        """Forget the counts, and serve new content (a hub may skip unchanged content)."""
+        self.version += 1
+        self.delay = 0.0
+        self.received.clear()
+        self.acknowledged.clear()
+        self.injected.clear()
+        self.held.clear()
+        self.released.clear()
+
     def hold(self, what: str) -> None:
         self.holding.add(what)
 
