@@ -211,6 +211,9 @@ def main() -> int:
     output.mkdir(exist_ok=True)
     (output / "load.json").write_text(json.dumps(figures, indent=1) + "\n")
     shutil.rmtree(workdir, ignore_errors=True)
+    if args.db == "postgres":
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
     # Requests wrk did not see answered by the end are in no count: too few answers fails too.
     failed = [
         name
