@@ -126,4 +126,29 @@ def topic_allowed(topic: str) -> bool:
         host, _port = split_domain_port(urlsplit(topic).netloc)
         allowed: Sequence[str] = settings.ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"]
         return bool(host) and validate_host(host, allowed)
-    return any(topic.startswith(prefix) for prefix in policy)
+    return any(_under(topic, prefix) for prefix in policy)
+
+
+def _under(topic: str, prefix: str) -> bool:
+    """Whether ``topic`` lies under ``prefix``: the same origin, and a path that continues
+    the prefix's path at a segment boundary. So ``https://example.com`` never matches
+    ``https://example.com.evil.net/`` or ``https://example.com@evil.net/``, and
+    ``https://a.example/feeds`` never matches ``https://a.example/feedsevil``."""
+    try:
+        want, got = urlsplit(prefix), urlsplit(topic)
+        want_port, got_port = want.port, got.port
+    except ValueError:
+        return False
+    if (want.scheme.lower(), want.netloc.lower(), want_port) != (
+        got.scheme.lower(),
+        got.netloc.lower(),
+        got_port,
+    ):
+        return False
+    base, path = want.path or "/", got.path or "/"
+    if not base.endswith("/"):
+        if path != base and not path.startswith(base + "/"):
+            return False
+    elif not path.startswith(base):
+        return False
+    return not want.query or (path == base and got.query.startswith(want.query))

@@ -1,0 +1,87 @@
+"""The hub cannot be turned against others or made to work for free (issue 9).
+
+Each test sends the attacker's request to the real hub endpoint and counts what the hub
+stored and sent to the servers on 127.0.0.1 it was aimed at.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from django_push.conf import conf
+from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
+from django_push.hub.params import topic_allowed
+from django_push.hub.tasks import publish_task, sweep
+from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
+from tests.servers import Reply
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub_queue")]
+
+HUB = "/hub/"
+
+
+@pytest.fixture(autouse=True)
+def own_hosts(settings):
+    settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+
+
+def subscribe(topic, callback="http://127.0.0.1:9/cb", lease=3600):
+    return HubSubscription.objects.create(
+        topic=topic,
+        callback=callback,
+        lease_seconds=lease,
+        expires_at=timezone.now() + datetime.timedelta(seconds=lease),
+    )
+
+
+def gets(server):
+    return [r for r in server.requests if r.method == "GET"]
+
+
+
+# Prefix rules ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("topic", "allowed"),
+    [
+        ("https://example.com/", True),
+        ("https://example.com", True),
+        ("https://example.com/feed?page=2", True),
+        ("https://EXAMPLE.com/feed", True),
+        ("https://example.com.evil.net/", False),
+        ("https://example.com@evil.net/", False),
+        ("https://example.com:8443/", False),
+        ("http://example.com/", False),
+    ],
+)
+def test_origin_prefix_matches_only_that_origin(settings, topic, allowed):
+    settings.PUSH_HUB_TOPICS = ["https://example.com"]
+    assert topic_allowed(topic) is allowed
+
+
+@pytest.mark.parametrize(
+    ("topic", "allowed"),
+    [
+        ("https://a.example/feeds", True),
+        ("https://a.example/feeds/1", True),
+        ("https://a.example/feeds?x=1", True),
+        ("https://a.example/feedsevil", False),
+        ("https://a.example/feeds.evil.net/", False),
+    ],
+)
+def test_path_prefix_matches_on_segment_boundaries(settings, topic, allowed):
+    settings.PUSH_HUB_TOPICS = ["https://a.example/feeds"]
+    assert topic_allowed(topic) is allowed
+
+
+def test_prefix_rule_over_the_endpoint(client, settings):
+    settings.PUSH_HUB_TOPICS = ["http://testserver"]
+    response = client.post(HUB, {"hub.mode": "publish", "hub.url": "http://testserver.evil.net/"})
+    assert response.status_code == 400
+    response = client.post(HUB, {"hub.mode": "publish", "hub.url": "http://testserver@evil.net/"})
+    assert response.status_code == 400
+    assert not Ping.objects.exists()
