@@ -11,10 +11,9 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from django_push.conf import conf
-from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
+from django_push.hub.models import Delivery, HubSubscription, Ping
 from django_push.hub.params import topic_allowed
-from django_push.hub.tasks import publish_task, sweep
+from django_push.hub.tasks import publish_task
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.servers import Reply
 
@@ -39,7 +38,6 @@ def subscribe(topic, callback="http://127.0.0.1:9/cb", lease=3600):
 
 def gets(server):
     return [r for r in server.requests if r.method == "GET"]
-
 
 
 # Prefix rules ------------------------------------------------------------------------------
@@ -85,3 +83,20 @@ def test_prefix_rule_over_the_endpoint(client, settings):
     response = client.post(HUB, {"hub.mode": "publish", "hub.url": "http://testserver@evil.net/"})
     assert response.status_code == 400
     assert not Ping.objects.exists()
+
+
+# Smaller record-keeping faults -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 202, 204])
+def test_delivery_records_the_real_status(client, server, status):
+    topic = server.url + "/topic"
+    server.replies["/topic"] = Reply(200, b"news", {"Content-Type": "text/plain"})
+    server.replies["/cb"] = Reply(status)
+    subscribe(topic, server.url + "/cb")
+    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+    ping = Ping.objects.get()
+    publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    run_queued()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.last_status) == (Delivery.Status.DELIVERED, status)

@@ -242,21 +242,20 @@ def record(batch: Batch, outcomes: list[Outcome]) -> None:
     now = timezone.now()
     not_delivered = [outcome for outcome in outcomes if not outcome.ok]
     gone = [outcome.job.subscription_id for outcome in not_delivered if outcome.status == 410]
+    by_status: dict[int, list[int]] = {}
+    for outcome in outcomes:
+        if outcome.ok and outcome.status is not None:
+            by_status.setdefault(outcome.status, []).append(outcome.job.pk)
     claimed = Delivery.objects.filter(claim=batch.token)
     with transaction.atomic():
-        if not_delivered:
-            claimed = claimed.exclude(pk__in=[outcome.job.pk for outcome in not_delivered])
-        HubSubscription.objects.filter(pk__in=claimed.values("subscription_id")).update(
-            last_delivery_at=now, failures=0
-        )
-        claimed.update(
-            status=Delivery.Status.DELIVERED,
-            delivered_at=now,
-            claimed_until=None,
-            claim="",
-            attempts=F("attempts") + 1,
-            last_status=200,
-        )
+        if len(by_status) == 1:  # the common case: one UPDATE for the whole batch
+            [(status, _)] = by_status.items()
+            if not_delivered:
+                claimed = claimed.exclude(pk__in=[outcome.job.pk for outcome in not_delivered])
+            claimed.deliver(status, now)
+        else:
+            for status, pks in by_status.items():
+                claimed.filter(pk__in=pks).deliver(status, now)
         if gone:
             # H-17: 410 Gone ends the subscription (its deliveries go with it).
             logger.info("Subscriptions %s answered 410 Gone and were removed", gone)

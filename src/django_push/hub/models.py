@@ -183,6 +183,21 @@ class Ping(models.Model):
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def deliver(self, status: int, now: datetime.datetime) -> int:
+        """Mark these deliveries delivered with the 2xx ``status`` the callback answered, and
+        their subscriptions healthy again; returns how many."""
+        HubSubscription.objects.filter(pk__in=self.values("subscription_id")).update(
+            last_delivery_at=now, failures=0
+        )
+        return self.update(
+            status=Delivery.Status.DELIVERED,
+            delivered_at=now,
+            claimed_until=None,
+            claim="",
+            attempts=models.F("attempts") + 1,
+            last_status=status,
+        )
+
     def due(self) -> DeliveryQuerySet:
         """Pending, due now, and not claimed by a live worker."""
         now = timezone.now()
