@@ -100,3 +100,25 @@ def test_delivery_records_the_real_status(client, server, status):
     run_queued()
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.last_status) == (Delivery.Status.DELIVERED, status)
+
+
+# Publish is free for anyone ----------------------------------------------------------------
+
+
+def test_publish_with_more_urls_than_the_cap_is_refused_naming_it(client, server, settings):
+    settings.PUSH_HUB_MAX_PUBLISH_URLS = 3
+    urls = [f"{server.url}/t{i}" for i in range(4)]
+    response = client.post(HUB, {"hub.mode": "publish", "hub.url": urls})
+    assert response.status_code == 400
+    assert "at most 3 hub.url values" in response.content.decode()
+    assert not Ping.objects.exists()
+    response = client.post(HUB, {"hub.mode": "publish", "hub.url": urls[:3]})
+    assert response.status_code == 202
+
+
+def test_publish_cap_defaults_to_100(client, server):
+    urls = [f"{server.url}/t{i}" for i in range(101)]
+    response = client.post(HUB, {"hub.mode": "publish", "hub.url": urls})
+    assert response.status_code == 400
+    assert "at most 100 hub.url values" in response.content.decode()
+    assert not Ping.objects.exists()

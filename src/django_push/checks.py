@@ -172,6 +172,7 @@ def check_hub_settings(
         "PUSH_HUB_RETRY_BASE": False,
         "PUSH_HUB_RETENTION": True,
         "PUSH_HUB_CLAIM_SECONDS": True,
+        "PUSH_HUB_MAX_PUBLISH_URLS": True,
     }
     for name, integer in numbers.items():
         value = getattr(settings, name, 1)  # unset: the default, which is valid

@@ -164,5 +164,11 @@ class Settings:
         """How long a worker's claim on pending work lasts before the sweeper takes it back."""
         return int(getattr(settings, "PUSH_HUB_CLAIM_SECONDS", 300))
 
+    @property
+    def PUSH_HUB_MAX_PUBLISH_URLS(self) -> int:
+        """Most ``hub.url`` values one publish request may name; more get a 400."""
+        value: int = getattr(settings, "PUSH_HUB_MAX_PUBLISH_URLS", 100)  # E105 checks it
+        return value
+
 
 conf = Settings()

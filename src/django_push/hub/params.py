@@ -45,6 +45,9 @@ def parse(data: QueryDict) -> SubscriptionRequest | PublishRequest:
     mode = data.get(protocol.MODE, "")
     if mode == protocol.PUBLISH:
         urls = [*data.getlist(protocol.URL), *data.getlist(protocol.TOPIC)]
+        cap = conf.PUSH_HUB_MAX_PUBLISH_URLS
+        if len(urls) > cap:  # each one is a fetch: refused before any lookup or row
+            raise InvalidRequest(f"hub.mode=publish takes at most {cap} hub.url values")
         urls = list(dict.fromkeys(decode_unreserved(url.strip()) for url in urls if url.strip()))
         if not urls:
             raise InvalidRequest("hub.mode=publish needs hub.url (or hub.topic)")
