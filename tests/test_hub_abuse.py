@@ -11,7 +11,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from django_push.hub.models import Delivery, HubSubscription, Ping
+from django_push.hub.models import Delivery, HubSubscription, Intent, Ping
 from django_push.hub.params import topic_allowed
 from django_push.hub.tasks import publish_task
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
@@ -122,3 +122,94 @@ def test_publish_cap_defaults_to_100(client, server):
     assert response.status_code == 400
     assert "at most 100 hub.url values" in response.content.decode()
     assert not Ping.objects.exists()
+
+
+# Amplification: verification cannot be aimed ----------------------------------------------
+
+
+def test_subscribe_outside_the_policy_is_refused_at_once(
+    client, server, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            HUB,
+            {
+                "hub.mode": "subscribe",
+                "hub.callback": server.url + "/victim",
+                "hub.topic": "http://elsewhere.example/feed",
+            },
+        )
+    run_queued()
+    assert response.status_code == 400
+    assert "not published through this hub" in response.content.decode()
+    assert not Intent.objects.exists()
+    assert server.requests == []
+
+
+def test_unsubscribe_of_a_pair_not_held_sends_nothing(
+    client, server, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            HUB,
+            {
+                "hub.mode": "unsubscribe",
+                "hub.callback": server.url + "/victim",
+                "hub.topic": "http://testserver/feed",
+            },
+        )
+    run_queued()
+    assert response.status_code == 202
+    assert not Intent.objects.exists()
+    assert server.requests == []
+
+
+def test_unsubscribe_of_a_held_pair_is_verified(client, server, django_capture_on_commit_callbacks):
+    server.replies["/cb"] = lambda r: Reply(200, r.query["hub.challenge"][0].encode())
+    subscribe("http://testserver/feed", server.url + "/cb")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            HUB,
+            {
+                "hub.mode": "unsubscribe",
+                "hub.callback": server.url + "/cb",
+                "hub.topic": "http://testserver/feed",
+            },
+        )
+    run_queued()
+    assert response.status_code == 202
+    assert len(gets(server)) == 1
+    assert not HubSubscription.objects.exists()
+
+
+def subscribe_request(client, callback, n):
+    return client.post(
+        HUB,
+        {"hub.mode": "subscribe", "hub.callback": callback, "hub.topic": f"http://testserver/{n}"},
+    )
+
+
+def test_pending_verifications_per_callback_host_are_capped(client, server, settings):
+    settings.PUSH_HUB_MAX_PENDING_PER_HOST = 3
+    for n in range(3):
+        assert subscribe_request(client, f"{server.url}/cb{n}", n).status_code == 202
+    response = subscribe_request(client, f"{server.url}/cb9", 9)
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert "pending verifications" in response.content.decode()
+    assert Intent.objects.count() == 3
+    # Another host is not held back by this one; a decided verification frees its place.
+    assert subscribe_request(client, "http://localhost:9/cb", 1).status_code == 202
+    Intent.objects.filter(callback=f"{server.url}/cb0").update(status=Intent.Status.FAILED)
+    assert subscribe_request(client, f"{server.url}/cb9", 9).status_code == 202
+    assert server.requests == []
+
+
+def test_pending_verifications_are_capped_in_total(client, server, settings):
+    settings.PUSH_HUB_MAX_PENDING = 2
+    assert subscribe_request(client, f"{server.url}/a", 1).status_code == 202
+    assert subscribe_request(client, "http://localhost:9/b", 2).status_code == 202
+    response = subscribe_request(client, "http://127.0.0.2:9/c", 3)
+    assert response.status_code == 429
+    assert "Retry-After" in response
+    assert Intent.objects.count() == 2

@@ -173,6 +173,8 @@ def check_hub_settings(
         "PUSH_HUB_RETENTION": True,
         "PUSH_HUB_CLAIM_SECONDS": True,
         "PUSH_HUB_MAX_PUBLISH_URLS": True,
+        "PUSH_HUB_MAX_PENDING_PER_HOST": True,
+        "PUSH_HUB_MAX_PENDING": True,
     }
     for name, integer in numbers.items():
         value = getattr(settings, name, 1)  # unset: the default, which is valid

@@ -170,5 +170,17 @@ class Settings:
         value: int = getattr(settings, "PUSH_HUB_MAX_PUBLISH_URLS", 100)  # E105 checks it
         return value
 
+    @property
+    def PUSH_HUB_MAX_PENDING_PER_HOST(self) -> int:
+        """Most verifications of intent pending at once for one callback host; more get 429."""
+        value: int = getattr(settings, "PUSH_HUB_MAX_PENDING_PER_HOST", 50)  # E105 checks it
+        return value
+
+    @property
+    def PUSH_HUB_MAX_PENDING(self) -> int:
+        """Most verifications of intent pending at once in total; more get 429."""
+        value: int = getattr(settings, "PUSH_HUB_MAX_PENDING", 5000)  # E105 checks it
+        return value
+
 
 conf = Settings()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 from django.db import models
 from django.utils import timezone
@@ -84,6 +85,28 @@ class ClaimableQuerySet(models.QuerySet[_Row]):
 class IntentQuerySet(ClaimableQuerySet["Intent"]):
     received_field = "created_at"
 
+    def crowding(self, callback: str) -> str:
+        """Why a new verification to ``callback`` must wait ("" when it need not): each one
+        is a GET the hub sends for a stranger, so their number is capped per callback host
+        (``PUSH_HUB_MAX_PENDING_PER_HOST``) and in total (``PUSH_HUB_MAX_PENDING``)."""
+        from django_push.conf import conf
+
+        pending = self.pending()
+        per_host = conf.PUSH_HUB_MAX_PENDING_PER_HOST
+        if pending.filter(callback_host=host_of(callback)).count() >= per_host:
+            return f"{per_host} pending verifications for this callback host already"
+        total = conf.PUSH_HUB_MAX_PENDING
+        if pending.count() >= total:
+            return f"{total} pending verifications already"
+        return ""
+
+    def unsubscribes_nothing(self, topic: str, callback: str) -> bool:
+        """An unsubscribe of a pair the hub neither holds nor is verifying: nothing to
+        verify, so no GET to a callback that may never have asked for anything."""
+        pair = {"topic": topic, "callback": callback}
+        held = HubSubscription.objects.filter(**pair).exists()
+        return not held and not self.pending().filter(mode="subscribe", **pair).exists()
+
 
 class Intent(models.Model):
     """A subscribe or unsubscribe request waiting for verification of intent (5.3)."""
@@ -97,6 +120,7 @@ class Intent(models.Model):
     mode = models.CharField(_("mode"), max_length=12)
     topic = models.URLField(_("topic"), max_length=2048)
     callback = models.URLField(_("callback"), max_length=2048)
+    callback_host = models.CharField(_("callback host"), max_length=255, blank=True)
     secret = models.CharField(_("secret"), max_length=200, blank=True)
     lease_seconds = models.PositiveIntegerField(_("lease asked"), null=True, blank=True)
     status = models.CharField(
@@ -112,9 +136,20 @@ class Intent(models.Model):
     class Meta:
         verbose_name = _("verification of intent")
         verbose_name_plural = _("verifications of intent")
+        indexes = [
+            models.Index(
+                fields=["callback_host"],
+                name="push_hub_intent_pending",
+                condition=models.Q(status="pending"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.mode} {self.callback} → {self.topic}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.callback_host = host_of(self.callback)
+        super().save(*args, **kwargs)
 
 
 class Content(models.Model):
@@ -271,3 +306,11 @@ def claim_row(queryset: models.QuerySet[Any], pk: int) -> bool:
 
 def lease_end(seconds: int) -> datetime.datetime:
     return timezone.now() + datetime.timedelta(seconds=seconds)
+
+
+def host_of(url: str) -> str:
+    """The host name of ``url``, lower-cased, as the caps on verifications count it."""
+    try:
+        return (urlsplit(url).hostname or "")[:255]
+    except ValueError:
+        return ""

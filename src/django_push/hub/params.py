@@ -66,6 +66,9 @@ def parse(data: QueryDict) -> SubscriptionRequest | PublishRequest:
     topic = decode_unreserved(_required(data, protocol.TOPIC))
     check_public_url(callback, protocol.CALLBACK)
     check_public_url(topic, protocol.TOPIC)
+    if mode == protocol.SUBSCRIBE and not topic_allowed(topic):
+        # Refused now: a request the hub never accepted needs no denial GET (WebSub 5.1).
+        raise InvalidRequest(f"topic {topic} is not published through this hub")
     lease_seconds = _lease(data.get(protocol.LEASE_SECONDS, "").strip())
     secret = data.get(protocol.SECRET, "")
     if len(secret.encode()) > protocol.MAX_SECRET_BYTES:

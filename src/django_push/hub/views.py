@@ -12,6 +12,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from django_push import protocol
 from django_push.conf import conf
 from django_push.hub import params
 from django_push.hub.models import Intent, Ping
@@ -20,6 +21,9 @@ from django_push.responses import plain_text
 from django_push.tasks import enqueue
 
 logger = logging.getLogger("django_push")
+
+# Seconds a subscriber is asked to wait when too many verifications are pending (429).
+RETRY_AFTER = 60
 
 
 @method_decorator([csrf_exempt, login_not_required], name="dispatch")
@@ -54,6 +58,21 @@ class HubView(View):
             transaction.on_commit(publish)
             return plain_text(202, f"Publishing {len(parsed.topics)} topic(s)")
 
+        return self.subscription_request(parsed)
+
+    def subscription_request(self, parsed: params.SubscriptionRequest) -> HttpResponse:
+        """Store the request for verification, unless it would only aim traffic at its callback."""
+        if parsed.mode == protocol.UNSUBSCRIBE and Intent.objects.unsubscribes_nothing(
+            parsed.topic, parsed.callback
+        ):
+            logger.info("Unsubscribe of %s from %s: not subscribed", parsed.callback, parsed.topic)
+            return plain_text(202, "unsubscribe request accepted; nothing to verify")
+        crowding = Intent.objects.crowding(parsed.callback)
+        if crowding:
+            logger.warning("Deferred %s of %s: %s", parsed.mode, parsed.callback, crowding)
+            response = plain_text(429, f"Try again later: {crowding}")
+            response["Retry-After"] = str(RETRY_AFTER)
+            return response
         intent = Intent.objects.create(
             mode=parsed.mode,
             topic=parsed.topic,
