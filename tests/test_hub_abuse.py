@@ -11,9 +11,9 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from django_push.hub.models import Delivery, HubSubscription, Intent, Ping
+from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 from django_push.hub.params import topic_allowed
-from django_push.hub.tasks import publish_task
+from django_push.hub.tasks import publish_task, sweep
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.servers import Reply
 
@@ -40,68 +40,6 @@ def gets(server):
     return [r for r in server.requests if r.method == "GET"]
 
 
-# Prefix rules ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("topic", "allowed"),
-    [
-        ("https://example.com/", True),
-        ("https://example.com", True),
-        ("https://example.com/feed?page=2", True),
-        ("https://EXAMPLE.com/feed", True),
-        ("https://example.com.evil.net/", False),
-        ("https://example.com@evil.net/", False),
-        ("https://example.com:8443/", False),
-        ("http://example.com/", False),
-    ],
-)
-def test_origin_prefix_matches_only_that_origin(settings, topic, allowed):
-    settings.PUSH_HUB_TOPICS = ["https://example.com"]
-    assert topic_allowed(topic) is allowed
-
-
-@pytest.mark.parametrize(
-    ("topic", "allowed"),
-    [
-        ("https://a.example/feeds", True),
-        ("https://a.example/feeds/1", True),
-        ("https://a.example/feeds?x=1", True),
-        ("https://a.example/feedsevil", False),
-        ("https://a.example/feeds.evil.net/", False),
-    ],
-)
-def test_path_prefix_matches_on_segment_boundaries(settings, topic, allowed):
-    settings.PUSH_HUB_TOPICS = ["https://a.example/feeds"]
-    assert topic_allowed(topic) is allowed
-
-
-def test_prefix_rule_over_the_endpoint(client, settings):
-    settings.PUSH_HUB_TOPICS = ["http://testserver"]
-    response = client.post(HUB, {"hub.mode": "publish", "hub.url": "http://testserver.evil.net/"})
-    assert response.status_code == 400
-    response = client.post(HUB, {"hub.mode": "publish", "hub.url": "http://testserver@evil.net/"})
-    assert response.status_code == 400
-    assert not Ping.objects.exists()
-
-
-# Smaller record-keeping faults -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("status", [200, 202, 204])
-def test_delivery_records_the_real_status(client, server, status):
-    topic = server.url + "/topic"
-    server.replies["/topic"] = Reply(200, b"news", {"Content-Type": "text/plain"})
-    server.replies["/cb"] = Reply(status)
-    subscribe(topic, server.url + "/cb")
-    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
-    ping = Ping.objects.get()
-    publish_task.call(ping.topic, ping.hub_url, ping.pk)
-    run_queued()
-    delivery = Delivery.objects.get()
-    assert (delivery.status, delivery.last_status) == (Delivery.Status.DELIVERED, status)
-
-
 # Publish is free for anyone ----------------------------------------------------------------
 
 
@@ -122,6 +60,142 @@ def test_publish_cap_defaults_to_100(client, server):
     assert response.status_code == 400
     assert "at most 100 hub.url values" in response.content.decode()
     assert not Ping.objects.exists()
+
+
+def test_topic_without_subscriber_is_not_fetched(
+    client, server, django_capture_on_commit_callbacks
+):
+    server.replies["/lonely"] = Reply(200, b"nobody reads this")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(HUB, {"hub.mode": "publish", "hub.url": server.url + "/lonely"})
+    assert response.status_code == 202
+    run_queued()
+    assert server.requests == []
+    assert not Content.objects.exists()
+    ping = Ping.objects.get()
+    assert (ping.status, ping.reason) == (Ping.Status.SKIPPED, "no active subscriber")
+
+
+def test_subscriber_gone_before_the_fetch_means_no_fetch(client, server):
+    topic = server.url + "/topic"
+    subscription = subscribe(topic)
+    assert client.post(HUB, {"hub.mode": "publish", "hub.url": topic}).status_code == 202
+    subscription.delete()
+    ping = Ping.objects.get()
+    assert publish_task.call(ping.topic, ping.hub_url, ping.pk) is None
+    assert server.requests == []
+    ping.refresh_from_db()
+    assert ping.status == Ping.Status.SKIPPED
+
+
+def test_pings_of_a_topic_waiting_for_its_fetch_are_coalesced(client, server):
+    topic = server.url + "/topic"
+    server.replies["/topic"] = Reply(200, b"news", {"Content-Type": "text/plain"})
+    subscribe(topic, server.url + "/cb")
+    # on_commit never fires in this test: the first ping's fetch is still pending.
+    for _ in range(5):
+        assert client.post(HUB, {"hub.mode": "publish", "hub.url": topic}).status_code == 202
+    ping = Ping.objects.get()
+    publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    run_queued()
+    assert [r.path for r in gets(server)] == ["/topic"]
+    # Once that fetch has started, a new ping is needed: the topic may have changed since.
+    assert client.post(HUB, {"hub.mode": "publish", "hub.url": topic}).status_code == 202
+    assert Ping.objects.count() == 2
+
+
+def test_ping_during_a_running_fetch_is_kept(client, server):
+    topic = server.url + "/topic"
+    subscribe(topic)
+    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+    Ping.objects.update(claimed_until=timezone.now() + datetime.timedelta(seconds=60))
+    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+    assert Ping.objects.count() == 2
+
+
+def test_unchanged_content_is_not_delivered_again(client, server):
+    topic = server.url + "/topic"
+    server.replies["/topic"] = Reply(200, b"same", {"Content-Type": "text/plain"})
+    subscribe(topic, server.url + "/cb")
+    for _ in range(2):
+        client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+        ping = Ping.objects.order_by("-pk").first()
+        publish_task.call(ping.topic, ping.hub_url, ping.pk)
+        run_queued()
+    first, second = Ping.objects.order_by("pk")
+    assert first.status == Ping.Status.FETCHED
+    assert (second.status, second.content_id) == (Ping.Status.UNCHANGED, first.content_id)
+    assert Content.objects.count() == 1
+    assert [r.path for r in server.requests if r.method == "POST"] == ["/cb"]
+    # A change is delivered again.
+    server.replies["/topic"] = Reply(200, b"changed", {"Content-Type": "text/plain"})
+    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+    ping = Ping.objects.order_by("-pk").first()
+    publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    run_queued()
+    assert Ping.objects.get(pk=ping.pk).status == Ping.Status.FETCHED
+    assert len([r for r in server.requests if r.method == "POST"]) == 2
+
+
+# A temporary fetch failure is final --------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["HTTP 503", "timeout", "connection refused"])
+def test_transient_fetch_failure_is_retried_with_backoff(
+    client, server, settings, unused_tcp_port, failure
+):
+    settings.PUSH_TIMEOUT = 0.5
+    topic = server.url + "/topic"
+    if failure == "connection refused":
+        topic = f"http://127.0.0.1:{unused_tcp_port}/topic"
+    elif failure == "timeout":
+        server.replies["/topic"] = Reply(200, b"late", delay=1.5)
+    else:
+        server.replies["/topic"] = Reply(503)
+    subscribe(topic, server.url + "/cb")
+    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+    ping = Ping.objects.get()
+    publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    ping.refresh_from_db()
+    assert ping.status == Ping.Status.PENDING
+    assert ping.attempts == 1
+    assert ping.reason
+    assert ping.next_attempt_at > timezone.now()
+    assert sweep()[1] == 0  # not due yet
+    # Due: the sweeper hands it out again; this time the topic answers.
+    Ping.objects.update(next_attempt_at=timezone.now())
+    server.replies["/topic"] = Reply(200, b"back", {"Content-Type": "text/plain"})
+    if failure == "connection refused":
+        Ping.objects.update(topic=server.url + "/topic")
+        HubSubscription.objects.update(topic=server.url + "/topic")
+    assert sweep()[1] >= 1
+    run_queued()
+    ping.refresh_from_db()
+    assert ping.status == Ping.Status.FETCHED
+    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
+
+
+def test_fetch_retries_stop_at_the_horizon(client, server, settings):
+    settings.PUSH_HUB_RETRY_HORIZON = 1
+    server.replies["/topic"] = Reply(503)
+    topic = server.url + "/topic"
+    subscribe(topic)
+    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+    ping = Ping.objects.get()
+    publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    ping.refresh_from_db()
+    assert (ping.status, ping.reason) == (Ping.Status.FAILED, "HTTP 503")
+
+
+def test_client_error_is_final(client, server):
+    server.replies["/topic"] = Reply(404)
+    topic = server.url + "/topic"
+    subscribe(topic)
+    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+    ping = Ping.objects.get()
+    publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    ping.refresh_from_db()
+    assert (ping.status, ping.attempts) == (Ping.Status.FAILED, 1)
 
 
 # Amplification: verification cannot be aimed ----------------------------------------------
@@ -213,3 +287,65 @@ def test_pending_verifications_are_capped_in_total(client, server, settings):
     assert response.status_code == 429
     assert "Retry-After" in response
     assert Intent.objects.count() == 2
+
+
+# Smaller record-keeping faults -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 202, 204])
+def test_delivery_records_the_real_status(client, server, status):
+    topic = server.url + "/topic"
+    server.replies["/topic"] = Reply(200, b"news", {"Content-Type": "text/plain"})
+    server.replies["/cb"] = Reply(status)
+    subscribe(topic, server.url + "/cb")
+    client.post(HUB, {"hub.mode": "publish", "hub.url": topic})
+    ping = Ping.objects.get()
+    publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    run_queued()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.last_status) == (Delivery.Status.DELIVERED, status)
+
+
+# Prefix rules ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("topic", "allowed"),
+    [
+        ("https://example.com/", True),
+        ("https://example.com", True),
+        ("https://example.com/feed?page=2", True),
+        ("https://EXAMPLE.com/feed", True),
+        ("https://example.com.evil.net/", False),
+        ("https://example.com@evil.net/", False),
+        ("https://example.com:8443/", False),
+        ("http://example.com/", False),
+    ],
+)
+def test_origin_prefix_matches_only_that_origin(settings, topic, allowed):
+    settings.PUSH_HUB_TOPICS = ["https://example.com"]
+    assert topic_allowed(topic) is allowed
+
+
+@pytest.mark.parametrize(
+    ("topic", "allowed"),
+    [
+        ("https://a.example/feeds", True),
+        ("https://a.example/feeds/1", True),
+        ("https://a.example/feeds?x=1", True),
+        ("https://a.example/feedsevil", False),
+        ("https://a.example/feeds.evil.net/", False),
+    ],
+)
+def test_path_prefix_matches_on_segment_boundaries(settings, topic, allowed):
+    settings.PUSH_HUB_TOPICS = ["https://a.example/feeds"]
+    assert topic_allowed(topic) is allowed
+
+
+def test_prefix_rule_over_the_endpoint(client, settings):
+    settings.PUSH_HUB_TOPICS = ["http://testserver"]
+    response = client.post(HUB, {"hub.mode": "publish", "hub.url": "http://testserver.evil.net/"})
+    assert response.status_code == 400
+    response = client.post(HUB, {"hub.mode": "publish", "hub.url": "http://testserver@evil.net/"})
+    assert response.status_code == 400
+    assert not Ping.objects.exists()

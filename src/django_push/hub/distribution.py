@@ -29,16 +29,20 @@ from django_push.hub.models import (
     SubscriptionQuerySet,
 )
 from django_push.links import format_links
+from django_push.tasks import enqueue
 
 logger = logging.getLogger("django_push")
 
 
 def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | None:
-    """Fetch ``topic`` and store it as one ``Content`` row; ``None`` when the fetch fails.
+    """Fetch ``topic`` and store it as one ``Content`` row; ``None`` when the fetch fails or
+    the body is the one stored last (nothing new to deliver).
 
     With ``ping_id``, the outcome is written to that ``Ping`` (in the same transaction as
-    the content, so a ping is never fetched twice once its content is stored).
+    the content, so a ping is never fetched twice once its content is stored), and a
+    transient failure is retried later.
     """
+    ping = None if ping_id is None else Ping.objects.filter(pk=ping_id).first()
     try:
         response = async_to_sync(http.get)(
             topic,
@@ -47,24 +51,56 @@ def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | Non
             guard=http.guard_enabled(),
         )
     except FetchError as exc:
-        _fetch_failed(topic, ping_id, exc.reason)
+        _fetch_failed(topic, hub_url, ping, exc.reason, transient=_transient(exc))
         return None
     if not response.ok:
-        _fetch_failed(topic, ping_id, f"HTTP {response.status}")
+        transient = response.status >= 500 or response.status in TRANSIENT_STATUSES
+        _fetch_failed(topic, hub_url, ping, f"HTTP {response.status}", transient=transient)
         return None
-    return store(topic, response.body, response.content_type, hub_url, ping_id)
+    last = Content.objects.latest_of(topic)
+    if last is not None and last.sha256 == hashlib.sha256(response.body).hexdigest():
+        logger.info("Hub fetched %s: unchanged, nothing delivered", topic)
+        if ping is not None:
+            ping.unchanged(last)
+        return None
+    return store(topic, response.body, response.content_type, hub_url, ping)
 
 
-def _fetch_failed(topic: str, ping_id: int | None, reason: str) -> None:
-    logger.error("Hub could not fetch %s: %s", topic, reason)
-    if ping_id is not None:
-        Ping.objects.filter(pk=ping_id).update(
-            status=Ping.Status.FAILED, reason=reason, finished_at=timezone.now()
-        )
+# Answers worth fetching again later, besides 5xx: a timeout and "slow down".
+TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+def _transient(exc: FetchError) -> bool:
+    """A timeout or a failed connection, not a refusal: the topic may answer next time."""
+    cause: BaseException | None = exc.__cause__
+    if isinstance(cause, TimeoutError):
+        return True
+    if not isinstance(cause, aiohttp.ClientConnectionError):
+        return False  # over the size cap, too many redirects, a refused address...
+    while cause is not None:
+        if isinstance(cause, http.RefusedAddress):
+            return False
+        cause = cause.__cause__ or cause.__context__ or getattr(cause, "os_error", None)
+        if cause is exc:
+            break
+    return True
+
+
+def _fetch_failed(
+    topic: str, hub_url: str, ping: Ping | None, reason: str, *, transient: bool
+) -> None:
+    retry_at = None if ping is None else ping.fail(reason, transient=transient)
+    if retry_at is None:
+        logger.error("Hub could not fetch %s: %s", topic, reason)
+        return
+    from django_push.hub.tasks import publish_task
+
+    logger.warning("Hub could not fetch %s (%s); retry at %s", topic, reason, retry_at)
+    enqueue(publish_task, topic, hub_url, ping.pk if ping else None, run_after=retry_at)
 
 
 def store(
-    topic: str, body: bytes, content_type: str, hub_url: str, ping_id: int | None = None
+    topic: str, body: bytes, content_type: str, hub_url: str, ping: Ping | None = None
 ) -> Content:
     """Store one version of ``topic`` and a pending delivery for each active subscription."""
     with transaction.atomic():
@@ -89,10 +125,8 @@ def store(
                 [content.pk, Delivery.Status.PENDING, now, topic, now],
             )
             created = cursor.rowcount
-        if ping_id is not None:
-            Ping.objects.filter(pk=ping_id).update(
-                status=Ping.Status.FETCHED, content=content, finished_at=now
-            )
+        if ping is not None:
+            ping.fetched(content)
         signals.send_on_commit(
             signals.content_published, Content, {"content": content, "deliveries": created}
         )

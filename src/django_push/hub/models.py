@@ -152,6 +152,12 @@ class Intent(models.Model):
         super().save(*args, **kwargs)
 
 
+class ContentQuerySet(models.QuerySet["Content"]):
+    def latest_of(self, topic: str) -> Content | None:
+        """The version of ``topic`` stored last: what its subscribers were sent."""
+        return self.filter(topic=topic).order_by("-pk").first()
+
+
 class Content(models.Model):
     """One fetched version of a topic, stored once whatever the number of subscribers."""
 
@@ -161,6 +167,8 @@ class Content(models.Model):
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     hub_url = models.URLField(_("hub URL"), max_length=2048)
     fetched_at = models.DateTimeField(_("fetched"), auto_now_add=True)
+
+    objects = ContentQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("published content")
@@ -174,6 +182,40 @@ class Content(models.Model):
 class PingQuerySet(ClaimableQuerySet["Ping"]):
     received_field = "received_at"
 
+    def due(self) -> Self:
+        """Claimable, and not waiting for a retry of its fetch."""
+        return self.claimable().filter(next_attempt_at__lte=timezone.now())
+
+    def stale(self) -> Self:
+        """Due and known to no live task: its worker died, its task was lost, or it waits
+        for a retry (the immediate backend cannot defer the retry's task)."""
+        made_before = models.Q(received_at__lt=forgotten_before())
+        retry = models.Q(attempts__gt=0)
+        return self.due().filter(models.Q(claimed_until__isnull=False) | retry | made_before)
+
+    def receive(self, topics: list[str], hub_url: str) -> list[Ping]:
+        """Record a publish request; returns the pings whose fetch must be enqueued.
+
+        A topic whose fetch is still waiting to start is fetched once for all its pings
+        (coalesced); a topic with no active subscriber is recorded as skipped, not fetched.
+        """
+        pending = set(self.claimable().filter(topic__in=topics).values_list("topic", flat=True))
+        followed = set(
+            HubSubscription.objects.active()
+            .filter(topic__in=topics)
+            .values_list("topic", flat=True)
+        )
+        fetch = []
+        for topic in topics:
+            if topic in pending:
+                continue
+            if topic in followed:
+                fetch.append(self.create(topic=topic, hub_url=hub_url))
+            else:
+                ping = self.model(topic=topic, hub_url=hub_url)
+                ping.skip()
+        return fetch
+
 
 class Ping(models.Model):
     """A publish request for one topic, kept until the topic has been fetched.
@@ -185,6 +227,8 @@ class Ping(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
         FETCHED = "fetched", _("fetched")
+        UNCHANGED = "unchanged", _("unchanged")
+        SKIPPED = "skipped", _("no subscriber")
         FAILED = "failed", _("fetch failed")
 
     topic = models.URLField(_("topic"), max_length=2048)
@@ -199,6 +243,9 @@ class Ping(models.Model):
     received_at = models.DateTimeField(_("received"), auto_now_add=True)
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("fetch attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    first_failure_at = models.DateTimeField(_("first failure"), null=True, blank=True)
 
     objects = PingQuerySet.as_manager()
 
@@ -215,6 +262,45 @@ class Ping(models.Model):
 
     def __str__(self) -> str:
         return f"publish {self.topic}: {self.status}"
+
+    def _finish(self, status: str, reason: str = "", content: Content | None = None) -> None:
+        self.status, self.reason, self.content = status, reason, content
+        self.finished_at = timezone.now()
+        self.claimed_until = None
+        self.save()
+
+    def fetched(self, content: Content) -> None:
+        self._finish(self.Status.FETCHED, content=content)
+
+    def unchanged(self, content: Content) -> None:
+        """The topic's body equals the content last stored for it: nothing to deliver."""
+        self._finish(self.Status.UNCHANGED, "same SHA-256 as the last content", content)
+
+    def skip(self, reason: str = "no active subscriber") -> None:
+        self._finish(self.Status.SKIPPED, reason)
+
+    def fail(self, reason: str, *, transient: bool) -> datetime.datetime | None:
+        """Record a failed fetch; returns when to try again, or ``None`` once given up.
+
+        A transient failure (5xx, timeout, connection error) is retried with the deliveries'
+        back-off until ``PUSH_HUB_RETRY_HORIZON`` after the first failure; any other is final.
+        """
+        from django_push.conf import conf
+        from django_push.hub import retry
+
+        now = timezone.now()
+        self.attempts += 1
+        self.first_failure_at = self.first_failure_at or now
+        delay = retry.backoff(self.attempts, conf.PUSH_HUB_RETRY_BASE)
+        retry_at = now + datetime.timedelta(seconds=delay)
+        if not transient or retry.gives_up(
+            self.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON
+        ):
+            self._finish(self.Status.FAILED, reason)
+            return None
+        self.reason, self.next_attempt_at, self.claimed_until = reason, retry_at, None
+        self.save()
+        return retry_at
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):

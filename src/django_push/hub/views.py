@@ -49,7 +49,7 @@ class HubView(View):
         if isinstance(parsed, params.PublishRequest):
             # Recorded before the answer, so a lost task is found again by the sweeper.
             hub_url = self.hub_url(request)
-            pings = [Ping.objects.create(topic=topic, hub_url=hub_url) for topic in parsed.topics]
+            pings = Ping.objects.receive(parsed.topics, hub_url)
 
             def publish() -> None:
                 for ping in pings:
