@@ -349,3 +349,38 @@ def test_prefix_rule_over_the_endpoint(client, settings):
     response = client.post(HUB, {"hub.mode": "publish", "hub.url": "http://testserver@evil.net/"})
     assert response.status_code == 400
     assert not Ping.objects.exists()
+
+
+# The hub URL and the Host header -----------------------------------------------------------
+
+
+def publish_with_host(client, server, host):
+    topic = server.url + "/topic"
+    subscribe(topic)
+    return client.post(HUB, {"hub.mode": "publish", "hub.url": topic}, HTTP_HOST=host)
+
+
+def test_hub_url_comes_from_a_host_listed_in_allowed_hosts(client, server, settings):
+    settings.ALLOWED_HOSTS = ["hub.example.net", "127.0.0.1"]
+    assert publish_with_host(client, server, "hub.example.net").status_code == 202
+    assert Ping.objects.get().hub_url == "http://hub.example.net/hub/"
+
+
+@pytest.mark.parametrize("host", ["evil.example", "a" * 2100, "x.hub.example.net"])
+def test_hub_url_never_comes_from_a_wildcard_matched_host(client, server, settings, host):
+    from django.contrib.sites.models import Site
+
+    settings.ALLOWED_HOSTS = ["*", ".hub.example.net"]
+    Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": "hub.example.net"})
+    response = publish_with_host(client, server, host)
+    assert response.status_code == 202
+    assert Ping.objects.get().hub_url == "http://hub.example.net/hub/"
+
+
+def test_without_a_trustworthy_hub_url_publish_is_refused(client, server, settings):
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "django.contrib.sites"]
+    response = publish_with_host(client, server, "evil.example")
+    assert response.status_code == 503
+    assert "PUSH_HUB_URL" in response.content.decode()
+    assert not Ping.objects.exists()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig, TooManyFieldsSent
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -49,6 +52,9 @@ class HubView(View):
         if isinstance(parsed, params.PublishRequest):
             # Recorded before the answer, so a lost task is found again by the sweeper.
             hub_url = self.hub_url(request)
+            if hub_url is None:
+                logger.error("Publish refused: set PUSH_HUB_URL, this hub's public URL")
+                return plain_text(503, "This hub does not know its public URL (PUSH_HUB_URL)")
             pings = Ping.objects.receive(parsed.topics, hub_url)
 
             def publish() -> None:
@@ -83,9 +89,37 @@ class HubView(View):
         transaction.on_commit(lambda: enqueue(verify_intent_task, intent.pk))
         return plain_text(202, f"{parsed.mode} request accepted; verification follows")
 
-    def hub_url(self, request: HttpRequest) -> str:
-        """The hub's public URL, sent as rel="hub" with deliveries (H-15)."""
-        return conf.PUSH_HUB_URL or request.build_absolute_uri(request.path)
+    def hub_url(self, request: HttpRequest) -> str | None:
+        """The hub's public URL, sent as rel="hub" with deliveries (H-15); ``None`` when no
+        trustworthy one is known.
+
+        Without ``PUSH_HUB_URL``, the Host header is used only when it names a host listed
+        as such in ``ALLOWED_HOSTS``: one matched by ``*`` or a ``.domain`` pattern may be
+        anything the sender chose. Next comes the current ``django.contrib.sites`` Site.
+        """
+        if conf.PUSH_HUB_URL:
+            return conf.PUSH_HUB_URL
+        domain, _port = split_domain_port(request.get_host())
+        if domain in listed_hosts():
+            return request.build_absolute_uri(request.path)
+        if apps.is_installed("django.contrib.sites"):
+            from django.contrib.sites.models import Site
+
+            try:
+                site = Site.objects.get_current(request)
+            except (Site.DoesNotExist, ImproperlyConfigured):
+                return None
+            return f"{request.scheme}://{site.domain}{request.path}"
+        return None
+
+
+def listed_hosts() -> set[str]:
+    """The host names ``ALLOWED_HOSTS`` names literally (no ``*``, no ``.domain`` pattern),
+    with Django's own list when it is empty under ``DEBUG``."""
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = ["localhost", "127.0.0.1", "[::1]"]
+    return {host.lower() for host in allowed if host != "*" and not host.startswith(".")}
 
 
 hub = HubView.as_view()
