@@ -11,6 +11,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from django_push.conf import conf
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 from django_push.hub.params import topic_allowed
 from django_push.hub.tasks import publish_task, sweep
@@ -304,6 +305,24 @@ def test_delivery_records_the_real_status(client, server, status):
     run_queued()
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.last_status) == (Delivery.Status.DELIVERED, status)
+
+
+def test_sweeper_enqueues_one_task_per_batch_of_stale_work(settings):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.PUSH_TASK_BACKEND = "queue"  # a real queue: the tasks wait there, unrun
+    settings.PUSH_HUB_BATCH_SIZE = 2
+    old = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS + 1)
+    content = Content.objects.create(topic="http://testserver/f", body=b"x", hub_url="http://h/")
+    for n in range(5):
+        subscription = subscribe("http://testserver/f", f"http://127.0.0.1:9/{n}")
+        Delivery.objects.create(content=content, subscription=subscription, next_attempt_at=old)
+    assert sweep() == (0, 3)
+    # The backlog outlives a claim: the next sweeps find the same work, already handed out.
+    assert sweep() == (0, 0)
+    assert sweep() == (0, 0)
+    fanouts = DBTaskResult.objects.filter(task_path__endswith="fanout_task")
+    assert fanouts.count() == 3
 
 
 # Prefix rules ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -161,44 +161,43 @@ class Batch:
     jobs: list[Job]
 
 
-def claim(limit: int, content_id: int | None = None) -> Batch:
-    """Claim up to ``limit`` due deliveries for this worker until the claim expires."""
+def claim(limit: int, content_id: int | None = None, token: str = "") -> Batch:
+    """Claim up to ``limit`` due deliveries for this worker until the claim expires; with
+    ``token``, take the batch the sweeper already claimed under it instead."""
     now = timezone.now()
-    until = now + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+    # A lease that ended after the content was stored gets nothing more (H-11); the
+    # sweeper removes the subscription and its deliveries.
+    live = {"subscription__expires_at__gt": now}
+    if token:
+        claimed = Delivery.objects.filter(claim=token, claimed_until__gt=now, **live)
+        return Batch(token, _jobs(claimed.filter(status=Delivery.Status.PENDING)))
     token = uuid.uuid4().hex
     with transaction.atomic():
-        # A lease that ended after the content was stored gets nothing more (H-11); the
-        # sweeper removes the subscription and its deliveries.
-        due = Delivery.objects.due().filter(subscription__expires_at__gt=now)
+        due = Delivery.objects.due().filter(**live)
         if content_id is not None:
             due = due.filter(content_id=content_id)
-        rows = list(
-            due.select_for_update(skip_locked=True, of=("self",))
-            .order_by("pk")
-            .values_list(
-                "pk",
-                "content_id",
-                "subscription_id",
-                "subscription__callback",
-                "subscription__secret",
-            )[:limit]
-        )
-        Delivery.objects.filter(pk__in=[row[0] for row in rows]).update(
-            claimed_until=until, claim=token
-        )
-    return Batch(token, [Job(*row) for row in rows])
+        due.claim(limit, token)
+    return Batch(token, _jobs(Delivery.objects.filter(claim=token)))
 
 
-def fanout(content_id: int | None = None) -> tuple[int, int]:
+def _jobs(claimed: models.QuerySet[Delivery]) -> list[Job]:
+    rows = claimed.order_by("pk").values_list(
+        "pk", "content_id", "subscription_id", "subscription__callback", "subscription__secret"
+    )
+    return [Job(*row) for row in rows]
+
+
+def fanout(content_id: int | None = None, token: str = "") -> tuple[int, int]:
     """Deliver due deliveries batch after batch until none is left: ``(sent, delivered)``.
+    With ``token``, the batch the sweeper claimed under it goes first.
 
     One session serves every batch, and two batches are in flight at once, so the next
     batch is claimed (and the previous one recorded) while this one is being sent.
     """
-    return async_to_sync(_fanout)(content_id)
+    return async_to_sync(_fanout)(content_id, token)
 
 
-async def _fanout(content_id: int | None) -> tuple[int, int]:
+async def _fanout(content_id: int | None, token: str) -> tuple[int, int]:
     db_claim, db_record = sync_to_async(claim), sync_to_async(record)
     size, limit = conf.PUSH_HUB_BATCH_SIZE, conf.PUSH_HUB_CONCURRENCY
     guard = http.guard_enabled()
@@ -216,7 +215,9 @@ async def _fanout(content_id: int | None) -> tuple[int, int]:
         delivered += sum(1 for outcome in outcomes if outcome.ok)
 
     async with http.client_session(guard=guard, limit=limit) as session:
-        batch = await db_claim(size, content_id)
+        batch = await db_claim(size, content_id, token)
+        if token and not batch.jobs:  # the sweeper's batch is gone: go on with due work
+            batch = await db_claim(size, content_id)
         while batch.jobs:
             missing = {job.content_id for job in batch.jobs} - prepared.keys()
             if missing:

@@ -326,6 +326,28 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
             _unclaimed(now)
         )
 
+    def stale(self) -> DeliveryQuerySet:
+        """Due deliveries that no queued task is known to cover: expired claims (a worker
+        died), retries, and work left unclaimed for longer than a claim lasts (a lost task)."""
+        return self.due().filter(
+            models.Q(claimed_until__isnull=False)
+            | models.Q(attempts__gt=0)
+            | models.Q(next_attempt_at__lt=forgotten_before())
+        )
+
+    def claim(self, limit: int, token: str) -> int:
+        """Claim up to ``limit`` of these rows for ``PUSH_HUB_CLAIM_SECONDS`` under ``token``,
+        skipping rows another transaction holds; returns how many. Call it in a transaction."""
+        from django_push.conf import conf
+
+        until = timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+        pks = list(
+            self.select_for_update(skip_locked=True, of=("self",))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        return Delivery.objects.filter(pk__in=pks).update(claimed_until=until, claim=token)
+
 
 class Delivery(models.Model):
     """Content owed to one subscription, and what happened when it was sent."""
