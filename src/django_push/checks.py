@@ -161,8 +161,6 @@ def check_hub_settings(
                 id="django_push.E104",
             )
         )
-    from django.conf import settings
-
     # The hub's numeric settings, and whether each must be an integer.
     numbers = {
         "PUSH_HUB_MAX_CONTENT_SIZE": True,
@@ -177,7 +175,7 @@ def check_hub_settings(
         "PUSH_HUB_MAX_PENDING": True,
     }
     for name, integer in numbers.items():
-        value = getattr(settings, name, 1)  # unset: the default, which is valid
+        value = getattr(conf, name)
         if not _positive_number(value, integer=integer):
             kind = "integer" if integer else "number"
             errors.append(
