@@ -13,13 +13,12 @@ from dataclasses import dataclass
 import aiohttp
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection, models, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from django_push import http, protocol, signatures
 from django_push.conf import conf
 from django_push.exceptions import FetchError
-from django_push.hub import retry, signals
+from django_push.hub import signals
 from django_push.hub.models import (
     Content,
     Delivery,
@@ -306,16 +305,7 @@ def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> Non
     delivery = Delivery.objects.filter(pk=outcome.job.pk, claim=token).first()
     if delivery is None:
         return
-    delivery.attempts += 1
-    delivery.first_failure_at = delivery.first_failure_at or now
-    delivery.last_status = outcome.status
-    delivery.last_error = outcome.error or f"HTTP {outcome.status}"
-    delivery.claimed_until = None
-    delivery.claim = ""
-    delay = retry.backoff(delivery.attempts, conf.PUSH_HUB_RETRY_BASE)
-    retry_at = now + datetime.timedelta(seconds=delay)
-    if retry.gives_up(delivery.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON):
-        delivery.status = Delivery.Status.FAILED
+    if delivery.fail(outcome.status, outcome.error, now):
         logger.error("Gave up delivering to %s: %s", outcome.job.callback, delivery.last_error)
         failed = {
             "subscription_id": delivery.subscription_id,
@@ -325,16 +315,13 @@ def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> Non
         }
         signals.send_on_commit(signals.delivery_failed, Delivery, failed)
     else:
-        delivery.next_attempt_at = retry_at
         logger.warning(
             "Delivery to %s failed (%s); retry %s at %s",
             outcome.job.callback,
             delivery.last_error,
             delivery.attempts,
-            retry_at,
+            delivery.next_attempt_at,
         )
-    delivery.save()
-    HubSubscription.objects.filter(pk=delivery.subscription_id).update(failures=F("failures") + 1)
 
 
 def prune() -> tuple[int, int]:

@@ -68,6 +68,11 @@ class ClaimableQuerySet(models.QuerySet[_Row]):
     def pending(self) -> Self:
         return self.filter(status="pending")
 
+    def claim_one(self, pk: int) -> bool:
+        """Claim the row ``pk`` of this queryset for ``PUSH_HUB_CLAIM_SECONDS``; False if it
+        is no longer in it (finished, or claimed by a live worker). One UPDATE: no race."""
+        return claim_row(self, pk)
+
     def claimable(self) -> Self:
         """Pending, and not claimed by a live worker."""
         return self.pending().filter(_unclaimed())
@@ -150,6 +155,11 @@ class Intent(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.callback_host = host_of(self.callback)
         super().save(*args, **kwargs)
+
+    def finish(self, status: str, reason: str) -> None:
+        """Decide this verification: verified, failed or denied, with the reason."""
+        self.status, self.reason, self.finished_at = status, reason, timezone.now()
+        self.save(update_fields=["status", "reason", "finished_at"])
 
 
 class ContentQuerySet(models.QuerySet["Content"]):
@@ -388,6 +398,29 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.content_id} → {self.subscription_id}: {self.status}"
+
+    def fail(self, status: int | None, error: str, now: datetime.datetime) -> bool:
+        """Record a failed attempt and release the claim: retry with back-off, or give up
+        once the retry would fall beyond ``PUSH_HUB_RETRY_HORIZON``. True if it gave up."""
+        from django_push.conf import conf
+        from django_push.hub import retry
+
+        self.attempts += 1
+        self.first_failure_at = self.first_failure_at or now
+        self.last_status, self.last_error = status, error or f"HTTP {status}"
+        self.claimed_until, self.claim = None, ""
+        delay = retry.backoff(self.attempts, conf.PUSH_HUB_RETRY_BASE)
+        retry_at = now + datetime.timedelta(seconds=delay)
+        gave_up = retry.gives_up(self.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON)
+        if gave_up:
+            self.status = self.Status.FAILED
+        else:
+            self.next_attempt_at = retry_at
+        self.save()
+        HubSubscription.objects.filter(pk=self.subscription_id).update(
+            failures=models.F("failures") + 1
+        )
+        return gave_up
 
 
 def _unclaimed(now: datetime.datetime | None = None) -> models.Q:

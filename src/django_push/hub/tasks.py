@@ -36,9 +36,9 @@ def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | 
     already fetched, or held by a live worker, is left alone.
     """
     from django_push.hub.distribution import fetch
-    from django_push.hub.models import HubSubscription, Ping, claim_row
+    from django_push.hub.models import HubSubscription, Ping
 
-    if ping_id is not None and not claim_row(Ping.objects.due(), ping_id):
+    if ping_id is not None and not Ping.objects.due().claim_one(ping_id):
         return None
     if not HubSubscription.objects.active().filter(topic=topic).exists():
         # Nobody would receive it (the last lease ended since the ping): fetch nothing.

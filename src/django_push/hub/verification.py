@@ -14,7 +14,7 @@ from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import signals
 from django_push.hub.distribution import remove
-from django_push.hub.models import HubSubscription, Intent, claim_row, lease_end
+from django_push.hub.models import HubSubscription, Intent, lease_end
 from django_push.hub.params import topic_allowed
 
 logger = logging.getLogger("django_push")
@@ -30,7 +30,7 @@ def verify(intent: Intent) -> bool:
     """Verify ``intent`` with its callback and apply it on success. Returns the outcome."""
     if intent.status != Intent.Status.PENDING:
         return intent.status == Intent.Status.VERIFIED
-    if not claim_row(Intent.objects.claimable(), intent.pk):
+    if not Intent.objects.claimable().claim_one(intent.pk):
         return False  # another worker holds it, or it was decided meanwhile
     if intent.mode == protocol.SUBSCRIBE and not topic_allowed(intent.topic):
         deny(intent, "This hub does not serve that topic.")
@@ -95,10 +95,7 @@ def deny(intent: Intent, reason: str) -> None:
 
 
 def _finish(intent: Intent, status: str, reason: str) -> bool:
-    intent.status = status
-    intent.reason = reason
-    intent.finished_at = timezone.now()
-    intent.save(update_fields=["status", "reason", "finished_at"])
+    intent.finish(status, reason)
     log = logger.info if status == Intent.Status.VERIFIED else logger.warning
     log("Hub %s of %s for %s: %s", intent.mode, intent.callback, intent.topic, reason)
     return status == Intent.Status.VERIFIED
