@@ -189,6 +189,9 @@ class Content(models.Model):
         return f"{self.topic} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
 
 
+NO_SUBSCRIBER = "no active subscriber"
+
+
 class PingQuerySet(ClaimableQuerySet["Ping"]):
     received_field = "received_at"
 
@@ -215,15 +218,16 @@ class PingQuerySet(ClaimableQuerySet["Ping"]):
             .filter(topic__in=topics)
             .values_list("topic", flat=True)
         )
-        fetch = []
+        fetch, skipped, now = [], [], timezone.now()
+        skip = {"status": Ping.Status.SKIPPED, "reason": NO_SUBSCRIBER}
         for topic in topics:
             if topic in pending:
                 continue
             if topic in followed:
                 fetch.append(self.create(topic=topic, hub_url=hub_url))
             else:
-                ping = self.model(topic=topic, hub_url=hub_url)
-                ping.skip()
+                skipped.append(self.model(topic=topic, hub_url=hub_url, finished_at=now, **skip))
+        self.bulk_create(skipped)  # one INSERT, however many topics nobody follows
         return fetch
 
 
@@ -286,7 +290,7 @@ class Ping(models.Model):
         """The topic's body equals the content last stored for it: nothing to deliver."""
         self._finish(self.Status.UNCHANGED, "same SHA-256 as the last content", content)
 
-    def skip(self, reason: str = "no active subscriber") -> None:
+    def skip(self, reason: str = NO_SUBSCRIBER) -> None:
         self._finish(self.Status.SKIPPED, reason)
 
     def fail(self, reason: str, *, transient: bool) -> datetime.datetime | None:
