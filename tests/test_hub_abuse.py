@@ -188,6 +188,18 @@ def test_fetch_retries_stop_at_the_horizon(client, server, settings):
     assert (ping.status, ping.reason) == (Ping.Status.FAILED, "HTTP 503")
 
 
+def test_refused_address_is_final(server, settings):
+    # The guard refuses what "localhost" resolves to: asking again will not change that.
+    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = False
+    topic = f"http://localhost:{server.port}/topic"
+    subscribe(topic)
+    ping = Ping.objects.create(topic=topic, hub_url="https://hub.example/hub/")
+    publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    ping.refresh_from_db()
+    assert (ping.status, ping.attempts) == (Ping.Status.FAILED, 1)
+    assert server.requests == []
+
+
 def test_client_error_is_final(client, server):
     server.replies["/topic"] = Reply(404)
     topic = server.url + "/topic"
@@ -413,3 +425,35 @@ def test_without_a_trustworthy_hub_url_publish_is_refused(client, server, settin
     assert response.status_code == 503
     assert "PUSH_HUB_URL" in response.content.decode()
     assert not Ping.objects.exists()
+
+
+# Migration 0003 ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_fills_the_callback_host_of_pending_verifications():
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    call_command("migrate", "push_hub", "0002", verbosity=0)
+    try:
+        old_state = MigrationExecutor(connection).loader.project_state(
+            ("push_hub", "0002_pings_and_claimed_intents")
+        )
+        OldIntent = old_state.apps.get_model("push_hub", "Intent")
+        for status, callback in [
+            ("pending", "https://CB.example:8443/x"),
+            ("pending", "http://[::1/"),
+            ("verified", "https://done.example/"),
+        ]:
+            OldIntent.objects.create(mode="subscribe", topic="t", callback=callback, status=status)
+        call_command("migrate", "push_hub", verbosity=0)
+        hosts = dict(Intent.objects.values_list("callback", "callback_host"))
+        assert hosts == {
+            "https://CB.example:8443/x": "cb.example",
+            "http://[::1/": "",
+            "https://done.example/": "",
+        }
+    finally:
+        call_command("migrate", verbosity=0)
