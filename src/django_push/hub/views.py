@@ -50,21 +50,24 @@ class HubView(View):
             return plain_text(400, "Too many fields")
 
         if isinstance(parsed, params.PublishRequest):
-            # Recorded before the answer, so a lost task is found again by the sweeper.
-            hub_url = self.hub_url(request)
-            if hub_url is None:
-                logger.error("Publish refused: set PUSH_HUB_URL, this hub's public URL")
-                return plain_text(503, "This hub does not know its public URL (PUSH_HUB_URL)")
-            pings = Ping.objects.receive(parsed.topics, hub_url)
-
-            def publish() -> None:
-                for ping in pings:
-                    enqueue(publish_task, ping.topic, ping.hub_url, ping.pk)
-
-            transaction.on_commit(publish)
-            return plain_text(202, f"Publishing {len(parsed.topics)} topic(s)")
-
+            return self.publish_request(request, parsed)
         return self.subscription_request(parsed)
+
+    def publish_request(self, request: HttpRequest, parsed: params.PublishRequest) -> HttpResponse:
+        """Record the publish request before answering, so a lost task is found again by the
+        sweeper; only topics someone follows, and not already waiting, get a fetch task."""
+        hub_url = self.hub_url(request)
+        if hub_url is None:
+            logger.error("Publish refused: set PUSH_HUB_URL, this hub's public URL")
+            return plain_text(503, "This hub does not know its public URL (PUSH_HUB_URL)")
+        pings = Ping.objects.receive(parsed.topics, hub_url)
+
+        def publish() -> None:
+            for ping in pings:
+                enqueue(publish_task, ping.topic, ping.hub_url, ping.pk)
+
+        transaction.on_commit(publish)
+        return plain_text(202, f"Publishing {len(parsed.topics)} topic(s)")
 
     def subscription_request(self, parsed: params.SubscriptionRequest) -> HttpResponse:
         """Store the request for verification, unless it would only aim traffic at its callback."""
@@ -95,7 +98,8 @@ class HubView(View):
 
         Without ``PUSH_HUB_URL``, the Host header is used only when it names a host listed
         as such in ``ALLOWED_HOSTS``: one matched by ``*`` or a ``.domain`` pattern may be
-        anything the sender chose. Next comes the current ``django.contrib.sites`` Site.
+        anything the sender chose. (Its port is kept, as the development server needs it.)
+        Next comes the current ``django.contrib.sites`` Site.
         """
         if conf.PUSH_HUB_URL:
             return conf.PUSH_HUB_URL
