@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -112,3 +114,72 @@ def test_checks_are_registered(settings):
 @pytest.mark.django_db
 def test_clean_settings_pass_manage_py_check():
     call_command("check")
+
+
+# check --deploy (issue 9) ------------------------------------------------------------------
+
+DEPLOYED = {
+    "ALLOWED_HOSTS": ["www.example.com"],
+    "PUSH_HUB_URL": "https://www.example.com/hub/",
+    "PUSH_TASK_BACKEND": "queue",  # django_tasks_db in tests/settings.py
+}
+# The test database's own engine decides W106; test_w106_* covers it.
+W106 = "django_push.W106"
+
+
+@pytest.fixture
+def deployed(settings):
+    for name, value in DEPLOYED.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def deploy_ids():
+    return [i for i in ids(checks.check_hub_deployment()) if i != W106]
+
+
+def test_deploy_checks_pass_a_deployed_configuration(deployed):
+    assert deploy_ids() == []
+
+
+def test_w103_open_relay(deployed):
+    deployed.ALLOWED_HOSTS = ["*"]
+    assert deploy_ids() == ["django_push.W103"]
+    deployed.PUSH_HUB_TOPICS = ["https://www.example.com/"]
+    assert deploy_ids() == []
+
+
+def test_w104_immediate_backend(deployed):
+    deployed.PUSH_TASK_BACKEND = "default"
+    immediate = os.environ.get("PUSH_TEST_TASKS", "immediate") == "immediate"
+    assert deploy_ids() == (["django_push.W104"] if immediate else [])
+    deployed.PUSH_TASK_BACKEND = "no such alias"  # reported when a task is enqueued
+    assert deploy_ids() == []
+
+
+def test_w105_no_hub_url(deployed):
+    deployed.PUSH_HUB_URL = None
+    assert deploy_ids() == ["django_push.W105"]
+
+
+def test_w106_sqlite_without_immediate_transactions(deployed):
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}
+    immediate = {**sqlite, "OPTIONS": {"transaction_mode": "immediate"}}
+    postgres = {"ENGINE": "django.db.backends.postgresql", "NAME": "x"}
+    databases = {"default": sqlite, "fast": immediate, "main": postgres}
+    assert checks.deferred_sqlite(databases) == ["default"]
+    # The test database itself: in memory, without the option (tests/settings.py).
+    on_sqlite = "sqlite" in deployed.DATABASES["default"]["ENGINE"]
+    warnings = [m for m in checks.check_hub_deployment() if m.id == W106]
+    assert [("'default'" in m.msg) for m in warnings] == ([True] if on_sqlite else [])
+
+
+@pytest.mark.django_db
+def test_deploy_checks_run_with_check_deploy(settings):
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.PUSH_HUB_URL = None
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check", "--deploy", "--fail-level", "WARNING", "--tag", "security")
+    for check_id in ("W103", "W105"):
+        assert f"django_push.{check_id}" in str(raised.value)
+    call_command("check")  # not without --deploy

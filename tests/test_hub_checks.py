@@ -27,6 +27,9 @@ def test_defaults_pass(settings):
         ("PUSH_HUB_RETENTION", None),
         ("PUSH_HUB_CLAIM_SECONDS", True),
         ("PUSH_HUB_CLAIM_SECONDS", 0.5),  # read as int(): 0 would expire every claim at once
+        ("PUSH_HUB_MAX_PUBLISH_URLS", 0),
+        ("PUSH_HUB_MAX_PENDING_PER_HOST", "50"),
+        ("PUSH_HUB_MAX_PENDING", 0),
     ],
 )
 def test_bad_numbers_are_reported(settings, name, value):

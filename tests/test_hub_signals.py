@@ -235,11 +235,11 @@ def test_published_once_per_fetch_with_the_deliveries_created(server, committed,
     assert len(posts(server, "/cb0")) == 1
 
 
-def test_published_with_no_subscribers(server, committed, sent):
+def test_nothing_published_with_no_subscribers(server, committed, sent):
     with committed():
-        content_id = publish(server)
-    [published] = sent.named("content_published")
-    assert (published["content"].pk, published["deliveries"]) == (content_id, 0)
+        assert publish(server) is None  # issue 9: not even fetched
+    assert sent.named("content_published") == []
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("reply", [Reply(404), Reply(500), Reply(200, b"x" * 11)])

@@ -167,11 +167,11 @@ def test_topic_outside_allow_list_is_denied(server, settings):
 
 
 @pytest.mark.usefixtures("hub_queue")
-def test_unsubscribe_outside_allow_list_is_verified_but_subscribe_is_denied(
+def test_unsubscribe_outside_allow_list_is_verified_but_subscribe_is_refused(
     client, server, settings, django_capture_on_commit_callbacks
 ):
     # H-12: no validation for unsubscribe: a topic this hub no longer serves can still be
-    # left (verified with hub.mode=unsubscribe, never denied); subscribing to it is denied.
+    # left (verified with hub.mode=unsubscribe, never denied); subscribing to it is refused.
     settings.PUSH_HUB_TOPICS = ["https://only.example/"]
     server.replies["/cb"] = echo_or_ok
     topic, callback = "https://gone.example/feed", server.url + "/cb"
@@ -189,9 +189,15 @@ def test_unsubscribe_outside_allow_list_is_verified_but_subscribe_is_denied(
     assert Intent.objects.get().status == Intent.Status.VERIFIED
     assert not HubSubscription.objects.exists()
 
-    hub_request(client, capture, hub_mode="subscribe", hub_topic=topic, hub_callback=callback)
-    assert modes(server) == ["unsubscribe", "denied"]
-    assert Intent.objects.order_by("pk").last().status == Intent.Status.DENIED
+    # Issue 9: refused at once with a 400, so no denial GET goes to the callback.
+    with capture(execute=True):
+        response = client.post(
+            "/hub/", {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": callback}
+        )
+    run_queued()
+    assert response.status_code == 400
+    assert modes(server) == ["unsubscribe"]
+    assert Intent.objects.count() == 1
     assert not HubSubscription.objects.exists()
 
 

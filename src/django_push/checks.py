@@ -181,8 +181,6 @@ def check_hub_settings(
                 id="django_push.E104",
             )
         )
-    from django.conf import settings
-
     # The hub's numeric settings, and whether each must be an integer.
     numbers = {
         "PUSH_HUB_MAX_CONTENT_SIZE": True,
@@ -192,9 +190,12 @@ def check_hub_settings(
         "PUSH_HUB_RETRY_BASE": False,
         "PUSH_HUB_RETENTION": True,
         "PUSH_HUB_CLAIM_SECONDS": True,
+        "PUSH_HUB_MAX_PUBLISH_URLS": True,
+        "PUSH_HUB_MAX_PENDING_PER_HOST": True,
+        "PUSH_HUB_MAX_PENDING": True,
     }
     for name, integer in numbers.items():
-        value = getattr(settings, name, 1)  # unset: the default, which is valid
+        value = getattr(conf, name)
         if not _positive_number(value, integer=integer):
             kind = "integer" if integer else "number"
             errors.append(
@@ -287,3 +288,72 @@ def _check_network_guard() -> list[CheckMessage]:
             )
         )
     return errors
+
+
+
+def check_hub_deployment(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Settings that work in development but not on a public hub (``check --deploy``)."""
+    from django.conf import settings
+
+    warnings: list[CheckMessage] = []
+    if "*" in settings.ALLOWED_HOSTS and conf.PUSH_HUB_TOPICS is None:
+        warnings.append(
+            Warning(
+                'ALLOWED_HOSTS contains "*" and PUSH_HUB_TOPICS is not set: the hub publishes '
+                "and accepts subscriptions to any public topic (an open relay).",
+                hint="Set PUSH_HUB_TOPICS to the URL prefixes of your own topics.",
+                id="django_push.W103",
+            )
+        )
+    if _runs_tasks_in_requests():
+        warnings.append(
+            Warning(
+                "The hub's task backend is the immediate backend: verification, fetch and "
+                "fan-out run inside the HTTP request that asked for them.",
+                hint="Use django_tasks_db or django_tasks_rq with workers (see the deployment "
+                "guide), and point PUSH_TASK_BACKEND at it.",
+                id="django_push.W104",
+            )
+        )
+    if not conf.PUSH_HUB_URL:
+        warnings.append(
+            Warning(
+                'PUSH_HUB_URL is not set: the hub\'s rel="hub" URL depends on the host the '
+                "publish request came through.",
+                hint="Set PUSH_HUB_URL to the hub endpoint's public https:// URL.",
+                id="django_push.W105",
+            )
+        )
+    for alias in deferred_sqlite(settings.DATABASES):
+        warnings.append(
+            Warning(
+                f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE: hub "
+                "workers that claim work at the same time fail with 'database is locked'.",
+                hint='Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} (and WAL, see the '
+                "deployment guide), or use PostgreSQL.",
+                id="django_push.W106",
+            )
+        )
+    return warnings
+
+
+def deferred_sqlite(databases: dict[str, dict[str, Any]]) -> list[str]:
+    """Aliases of the SQLite databases whose transactions are not ``IMMEDIATE``."""
+    return [
+        alias
+        for alias, database in databases.items()
+        if "sqlite" in str(database.get("ENGINE", ""))
+        and str(database.get("OPTIONS", {}).get("transaction_mode", "")).upper() != "IMMEDIATE"
+    ]
+
+
+def _runs_tasks_in_requests() -> bool:
+    from django_push.tasks import task_backends
+
+    try:
+        backend = task_backends[conf.PUSH_TASK_BACKEND]
+    except Exception:  # an unknown alias is reported when a task is enqueued
+        return False
+    return any(kind.__name__ == "ImmediateBackend" for kind in type(backend).__mro__)

@@ -2,6 +2,7 @@
 
 Each property reads Django's settings on access, so ``override_settings`` works
 without any cache to reset. Nothing else in the package reads ``PUSH_*`` names.
+Values are returned as set, not converted: ``checks.py`` judges them, through this object.
 """
 
 from __future__ import annotations
@@ -140,37 +141,64 @@ class Settings:
     @property
     def PUSH_HUB_MAX_CONTENT_SIZE(self) -> int:
         """Largest topic body the hub fetches and stores, in bytes."""
-        return int(getattr(settings, "PUSH_HUB_MAX_CONTENT_SIZE", 5 * 1024 * 1024))
+        value: int = getattr(
+            settings, "PUSH_HUB_MAX_CONTENT_SIZE", 5 * 1024 * 1024
+        )  # E105 checks it
+        return value
 
     @property
     def PUSH_HUB_BATCH_SIZE(self) -> int:
         """Subscriptions delivered by one fan-out task."""
-        return int(getattr(settings, "PUSH_HUB_BATCH_SIZE", 500))
+        value: int = getattr(settings, "PUSH_HUB_BATCH_SIZE", 500)  # E105 checks it
+        return value
 
     @property
     def PUSH_HUB_CONCURRENCY(self) -> int:
         """Deliveries in flight at once within one fan-out task."""
-        return int(getattr(settings, "PUSH_HUB_CONCURRENCY", 100))
+        value: int = getattr(settings, "PUSH_HUB_CONCURRENCY", 100)  # E105 checks it
+        return value
 
     @property
     def PUSH_HUB_RETRY_HORIZON(self) -> int:
         """Seconds after the first failure during which a delivery is retried."""
-        return int(getattr(settings, "PUSH_HUB_RETRY_HORIZON", 24 * 3600))
+        value: int = getattr(settings, "PUSH_HUB_RETRY_HORIZON", 24 * 3600)  # E105 checks it
+        return value
 
     @property
     def PUSH_HUB_RETRY_BASE(self) -> float:
         """First back-off delay in seconds; each retry doubles it (with jitter)."""
-        return float(getattr(settings, "PUSH_HUB_RETRY_BASE", 30.0))
+        value: float = getattr(settings, "PUSH_HUB_RETRY_BASE", 30.0)  # E105 checks it
+        return value
 
     @property
     def PUSH_HUB_RETENTION(self) -> int:
         """Seconds finished contents, deliveries and verifications are kept for the admin."""
-        return int(getattr(settings, "PUSH_HUB_RETENTION", 7 * 24 * 3600))
+        value: int = getattr(settings, "PUSH_HUB_RETENTION", 7 * 24 * 3600)  # E105 checks it
+        return value
 
     @property
     def PUSH_HUB_CLAIM_SECONDS(self) -> int:
         """How long a worker's claim on pending work lasts before the sweeper takes it back."""
-        return int(getattr(settings, "PUSH_HUB_CLAIM_SECONDS", 300))
+        value: int = getattr(settings, "PUSH_HUB_CLAIM_SECONDS", 300)  # E105 checks it
+        return value
+
+    @property
+    def PUSH_HUB_MAX_PUBLISH_URLS(self) -> int:
+        """Most ``hub.url`` values one publish request may name; more get a 400."""
+        value: int = getattr(settings, "PUSH_HUB_MAX_PUBLISH_URLS", 100)  # E105 checks it
+        return value
+
+    @property
+    def PUSH_HUB_MAX_PENDING_PER_HOST(self) -> int:
+        """Most verifications of intent pending at once for one callback host; more get 429."""
+        value: int = getattr(settings, "PUSH_HUB_MAX_PENDING_PER_HOST", 50)  # E105 checks it
+        return value
+
+    @property
+    def PUSH_HUB_MAX_PENDING(self) -> int:
+        """Most verifications of intent pending at once in total; more get 429."""
+        value: int = getattr(settings, "PUSH_HUB_MAX_PENDING", 5000)  # E105 checks it
+        return value
 
     # Network guard (every role) ----------------------------------------------------------
 

@@ -35,7 +35,15 @@ class IntentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Ping)
 class PingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["topic", "status", "reason", "received_at", "finished_at", "content"]
+    list_display = [
+        "topic",
+        "status",
+        "reason",
+        "attempts",
+        "received_at",
+        "finished_at",
+        "content",
+    ]
     list_filter = ["status"]
     search_fields = ["topic"]
     raw_id_fields = ["content"]

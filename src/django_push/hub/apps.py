@@ -16,3 +16,4 @@ class HubConfig(AppConfig):
 
         checks.register(push_checks.check_hub_settings)
         checks.register(push_checks.check_common_settings)
+        checks.register(push_checks.check_hub_deployment, checks.Tags.security, deploy=True)

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 
 import aiohttp
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from django_push import http, protocol, signatures
 from django_push.conf import conf
 from django_push.exceptions import FetchError
-from django_push.hub import retry, signals
+from django_push.hub import signals
 from django_push.hub.models import (
     Content,
     Delivery,
@@ -29,16 +28,20 @@ from django_push.hub.models import (
     SubscriptionQuerySet,
 )
 from django_push.links import format_links
+from django_push.tasks import enqueue
 
 logger = logging.getLogger("django_push")
 
 
 def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | None:
-    """Fetch ``topic`` and store it as one ``Content`` row; ``None`` when the fetch fails.
+    """Fetch ``topic`` and store it as one ``Content`` row; ``None`` when the fetch fails or
+    the body is the one stored last (nothing new to deliver).
 
     With ``ping_id``, the outcome is written to that ``Ping`` (in the same transaction as
-    the content, so a ping is never fetched twice once its content is stored).
+    the content, so a ping is never fetched twice once its content is stored), and a
+    transient failure is retried later.
     """
+    ping = None if ping_id is None else Ping.objects.filter(pk=ping_id).first()
     try:
         response = async_to_sync(http.get)(
             topic,
@@ -47,24 +50,55 @@ def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | Non
             guard=http.guard_enabled(),
         )
     except FetchError as exc:
-        _fetch_failed(topic, ping_id, exc.reason)
+        _fetch_failed(topic, hub_url, ping, exc.reason, transient=_transient(exc))
         return None
     if not response.ok:
-        _fetch_failed(topic, ping_id, f"HTTP {response.status}")
+        transient = response.status >= 500 or response.status in TRANSIENT_STATUSES
+        _fetch_failed(topic, hub_url, ping, f"HTTP {response.status}", transient=transient)
         return None
-    return store(topic, response.body, response.content_type, hub_url, ping_id)
+    last = Content.objects.latest_of(topic)
+    if last is not None and last.sha256 == hashlib.sha256(response.body).hexdigest():
+        logger.info("Hub fetched %s: unchanged, nothing delivered", topic)
+        if ping is not None:
+            ping.unchanged(last)
+        return None
+    return store(topic, response.body, response.content_type, hub_url, ping)
 
 
-def _fetch_failed(topic: str, ping_id: int | None, reason: str) -> None:
-    logger.error("Hub could not fetch %s: %s", topic, reason)
-    if ping_id is not None:
-        Ping.objects.filter(pk=ping_id).update(
-            status=Ping.Status.FAILED, reason=reason, finished_at=timezone.now()
-        )
+# Answers worth fetching again later, besides 5xx: a timeout and "slow down".
+TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+def _transient(exc: FetchError) -> bool:
+    """A timeout or a failed connection, not a refusal: the topic may answer next time.
+    Over the size cap, too many redirects or a refused address are final."""
+    cause = exc.__cause__
+    if isinstance(cause, TimeoutError):
+        return True
+    if not isinstance(cause, aiohttp.ClientConnectionError):
+        return False
+    for _ in range(5):  # the guard's refusal, wrapped by aiohttp
+        if cause is None or isinstance(cause, http.RefusedAddress):
+            break
+        cause = getattr(cause, "os_error", None) or cause.__cause__ or cause.__context__
+    return not isinstance(cause, http.RefusedAddress)
+
+
+def _fetch_failed(
+    topic: str, hub_url: str, ping: Ping | None, reason: str, *, transient: bool
+) -> None:
+    retry_at = None if ping is None else ping.fail(reason, transient=transient)
+    if retry_at is None:
+        logger.error("Hub could not fetch %s: %s", topic, reason)
+        return
+    from django_push.hub.tasks import publish_task
+
+    logger.warning("Hub could not fetch %s (%s); retry at %s", topic, reason, retry_at)
+    enqueue(publish_task, topic, hub_url, ping.pk if ping else None, run_after=retry_at)
 
 
 def store(
-    topic: str, body: bytes, content_type: str, hub_url: str, ping_id: int | None = None
+    topic: str, body: bytes, content_type: str, hub_url: str, ping: Ping | None = None
 ) -> Content:
     """Store one version of ``topic`` and a pending delivery for each active subscription."""
     with transaction.atomic():
@@ -89,10 +123,8 @@ def store(
                 [content.pk, Delivery.Status.PENDING, now, topic, now],
             )
             created = cursor.rowcount
-        if ping_id is not None:
-            Ping.objects.filter(pk=ping_id).update(
-                status=Ping.Status.FETCHED, content=content, finished_at=now
-            )
+        if ping is not None:
+            ping.fetched(content)
         signals.send_on_commit(
             signals.content_published, Content, {"content": content, "deliveries": created}
         )
@@ -127,44 +159,43 @@ class Batch:
     jobs: list[Job]
 
 
-def claim(limit: int, content_id: int | None = None) -> Batch:
-    """Claim up to ``limit`` due deliveries for this worker until the claim expires."""
+def claim(limit: int, content_id: int | None = None, token: str = "") -> Batch:
+    """Claim up to ``limit`` due deliveries for this worker until the claim expires; with
+    ``token``, take the batch the sweeper already claimed under it instead."""
     now = timezone.now()
-    until = now + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+    # A lease that ended after the content was stored gets nothing more (H-11); the
+    # sweeper removes the subscription and its deliveries.
+    live = {"subscription__expires_at__gt": now}
+    if token:
+        claimed = Delivery.objects.filter(claim=token, claimed_until__gt=now, **live)
+        return Batch(token, _jobs(claimed.filter(status=Delivery.Status.PENDING)))
     token = uuid.uuid4().hex
     with transaction.atomic():
-        # A lease that ended after the content was stored gets nothing more (H-11); the
-        # sweeper removes the subscription and its deliveries.
-        due = Delivery.objects.due().filter(subscription__expires_at__gt=now)
+        due = Delivery.objects.due().filter(**live)
         if content_id is not None:
             due = due.filter(content_id=content_id)
-        rows = list(
-            due.select_for_update(skip_locked=True, of=("self",))
-            .order_by("pk")
-            .values_list(
-                "pk",
-                "content_id",
-                "subscription_id",
-                "subscription__callback",
-                "subscription__secret",
-            )[:limit]
-        )
-        Delivery.objects.filter(pk__in=[row[0] for row in rows]).update(
-            claimed_until=until, claim=token
-        )
-    return Batch(token, [Job(*row) for row in rows])
+        due.claim(limit, token)
+    return Batch(token, _jobs(Delivery.objects.filter(claim=token)))
 
 
-def fanout(content_id: int | None = None) -> tuple[int, int]:
+def _jobs(claimed: models.QuerySet[Delivery]) -> list[Job]:
+    rows = claimed.order_by("pk").values_list(
+        "pk", "content_id", "subscription_id", "subscription__callback", "subscription__secret"
+    )
+    return [Job(*row) for row in rows]
+
+
+def fanout(content_id: int | None = None, token: str = "") -> tuple[int, int]:
     """Deliver due deliveries batch after batch until none is left: ``(sent, delivered)``.
+    With ``token``, the batch the sweeper claimed under it goes first.
 
     One session serves every batch, and two batches are in flight at once, so the next
     batch is claimed (and the previous one recorded) while this one is being sent.
     """
-    return async_to_sync(_fanout)(content_id)
+    return async_to_sync(_fanout)(content_id, token)
 
 
-async def _fanout(content_id: int | None) -> tuple[int, int]:
+async def _fanout(content_id: int | None, token: str) -> tuple[int, int]:
     db_claim, db_record = sync_to_async(claim), sync_to_async(record)
     size, limit = conf.PUSH_HUB_BATCH_SIZE, conf.PUSH_HUB_CONCURRENCY
     guard = http.guard_enabled()
@@ -182,7 +213,9 @@ async def _fanout(content_id: int | None) -> tuple[int, int]:
         delivered += sum(1 for outcome in outcomes if outcome.ok)
 
     async with http.client_session(guard=guard, limit=limit) as session:
-        batch = await db_claim(size, content_id)
+        batch = await db_claim(size, content_id, token)
+        if token and not batch.jobs:  # the sweeper's batch is gone: go on with due work
+            batch = await db_claim(size, content_id)
         while batch.jobs:
             missing = {job.content_id for job in batch.jobs} - prepared.keys()
             if missing:
@@ -242,21 +275,20 @@ def record(batch: Batch, outcomes: list[Outcome]) -> None:
     now = timezone.now()
     not_delivered = [outcome for outcome in outcomes if not outcome.ok]
     gone = [outcome.job.subscription_id for outcome in not_delivered if outcome.status == 410]
+    by_status: dict[int, list[int]] = {}
+    for outcome in outcomes:
+        if outcome.ok and outcome.status is not None:
+            by_status.setdefault(outcome.status, []).append(outcome.job.pk)
     claimed = Delivery.objects.filter(claim=batch.token)
     with transaction.atomic():
-        if not_delivered:
-            claimed = claimed.exclude(pk__in=[outcome.job.pk for outcome in not_delivered])
-        HubSubscription.objects.filter(pk__in=claimed.values("subscription_id")).update(
-            last_delivery_at=now, failures=0
-        )
-        claimed.update(
-            status=Delivery.Status.DELIVERED,
-            delivered_at=now,
-            claimed_until=None,
-            claim="",
-            attempts=F("attempts") + 1,
-            last_status=200,
-        )
+        if len(by_status) == 1:  # the common case: one UPDATE for the whole batch
+            [(status, _)] = by_status.items()
+            if not_delivered:
+                claimed = claimed.exclude(pk__in=[outcome.job.pk for outcome in not_delivered])
+            claimed.deliver(status, now)
+        else:
+            for status, pks in by_status.items():
+                claimed.filter(pk__in=pks).deliver(status, now)
         if gone:
             # H-17: 410 Gone ends the subscription (its deliveries go with it).
             logger.info("Subscriptions %s answered 410 Gone and were removed", gone)
@@ -272,16 +304,7 @@ def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> Non
     delivery = Delivery.objects.filter(pk=outcome.job.pk, claim=token).first()
     if delivery is None:
         return
-    delivery.attempts += 1
-    delivery.first_failure_at = delivery.first_failure_at or now
-    delivery.last_status = outcome.status
-    delivery.last_error = outcome.error or f"HTTP {outcome.status}"
-    delivery.claimed_until = None
-    delivery.claim = ""
-    delay = retry.backoff(delivery.attempts, conf.PUSH_HUB_RETRY_BASE)
-    retry_at = now + datetime.timedelta(seconds=delay)
-    if retry.gives_up(delivery.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON):
-        delivery.status = Delivery.Status.FAILED
+    if delivery.fail(outcome.status, outcome.error, now):
         logger.error("Gave up delivering to %s: %s", outcome.job.callback, delivery.last_error)
         failed = {
             "subscription_id": delivery.subscription_id,
@@ -291,16 +314,13 @@ def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> Non
         }
         signals.send_on_commit(signals.delivery_failed, Delivery, failed)
     else:
-        delivery.next_attempt_at = retry_at
         logger.warning(
             "Delivery to %s failed (%s); retry %s at %s",
             outcome.job.callback,
             delivery.last_error,
             delivery.attempts,
-            retry_at,
+            delivery.next_attempt_at,
         )
-    delivery.save()
-    HubSubscription.objects.filter(pk=delivery.subscription_id).update(failures=F("failures") + 1)
 
 
 def prune() -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 from django.db import models
 from django.utils import timezone
@@ -67,6 +68,11 @@ class ClaimableQuerySet(models.QuerySet[_Row]):
     def pending(self) -> Self:
         return self.filter(status="pending")
 
+    def claim_one(self, pk: int) -> bool:
+        """Claim the row ``pk`` of this queryset for ``PUSH_HUB_CLAIM_SECONDS``; False if it
+        is no longer in it (finished, or claimed by a live worker). One UPDATE: no race."""
+        return claim_row(self, pk)
+
     def claimable(self) -> Self:
         """Pending, and not claimed by a live worker."""
         return self.pending().filter(_unclaimed())
@@ -84,6 +90,28 @@ class ClaimableQuerySet(models.QuerySet[_Row]):
 class IntentQuerySet(ClaimableQuerySet["Intent"]):
     received_field = "created_at"
 
+    def crowding(self, callback: str) -> str:
+        """Why a new verification to ``callback`` must wait ("" when it need not): each one
+        is a GET the hub sends for a stranger, so their number is capped per callback host
+        (``PUSH_HUB_MAX_PENDING_PER_HOST``) and in total (``PUSH_HUB_MAX_PENDING``)."""
+        from django_push.conf import conf
+
+        pending = self.pending()
+        per_host = conf.PUSH_HUB_MAX_PENDING_PER_HOST
+        if pending.filter(callback_host=host_of(callback)).count() >= per_host:
+            return f"{per_host} pending verifications for this callback host already"
+        total = conf.PUSH_HUB_MAX_PENDING
+        if pending.count() >= total:
+            return f"{total} pending verifications already"
+        return ""
+
+    def unsubscribes_nothing(self, topic: str, callback: str) -> bool:
+        """An unsubscribe of a pair the hub neither holds nor is verifying: nothing to
+        verify, so no GET to a callback that may never have asked for anything."""
+        pair = {"topic": topic, "callback": callback}
+        held = HubSubscription.objects.filter(**pair).exists()
+        return not held and not self.pending().filter(mode="subscribe", **pair).exists()
+
 
 class Intent(models.Model):
     """A subscribe or unsubscribe request waiting for verification of intent (5.3)."""
@@ -97,6 +125,7 @@ class Intent(models.Model):
     mode = models.CharField(_("mode"), max_length=12)
     topic = models.URLField(_("topic"), max_length=2048)
     callback = models.URLField(_("callback"), max_length=2048)
+    callback_host = models.CharField(_("callback host"), max_length=255, blank=True)
     secret = models.CharField(_("secret"), max_length=200, blank=True)
     lease_seconds = models.PositiveIntegerField(_("lease asked"), null=True, blank=True)
     status = models.CharField(
@@ -112,9 +141,31 @@ class Intent(models.Model):
     class Meta:
         verbose_name = _("verification of intent")
         verbose_name_plural = _("verifications of intent")
+        indexes = [
+            models.Index(
+                fields=["callback_host"],
+                name="push_hub_intent_pending",
+                condition=models.Q(status="pending"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.mode} {self.callback} → {self.topic}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.callback_host = host_of(self.callback)
+        super().save(*args, **kwargs)
+
+    def finish(self, status: str, reason: str) -> None:
+        """Decide this verification: verified, failed or denied, with the reason."""
+        self.status, self.reason, self.finished_at = status, reason, timezone.now()
+        self.save(update_fields=["status", "reason", "finished_at"])
+
+
+class ContentQuerySet(models.QuerySet["Content"]):
+    def latest_of(self, topic: str) -> Content | None:
+        """The version of ``topic`` stored last: what its subscribers were sent."""
+        return self.filter(topic=topic).order_by("-pk").first()
 
 
 class Content(models.Model):
@@ -127,6 +178,8 @@ class Content(models.Model):
     hub_url = models.URLField(_("hub URL"), max_length=2048)
     fetched_at = models.DateTimeField(_("fetched"), auto_now_add=True)
 
+    objects = ContentQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("published content")
         verbose_name_plural = _("published contents")
@@ -136,8 +189,46 @@ class Content(models.Model):
         return f"{self.topic} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
 
 
+NO_SUBSCRIBER = "no active subscriber"
+
+
 class PingQuerySet(ClaimableQuerySet["Ping"]):
     received_field = "received_at"
+
+    def due(self) -> Self:
+        """Claimable, and not waiting for a retry of its fetch."""
+        return self.claimable().filter(next_attempt_at__lte=timezone.now())
+
+    def stale(self) -> Self:
+        """Due and known to no live task: its worker died, its task was lost, or it waits
+        for a retry (the immediate backend cannot defer the retry's task)."""
+        made_before = models.Q(received_at__lt=forgotten_before())
+        retry = models.Q(attempts__gt=0)
+        return self.due().filter(models.Q(claimed_until__isnull=False) | retry | made_before)
+
+    def receive(self, topics: list[str], hub_url: str) -> list[Ping]:
+        """Record a publish request; returns the pings whose fetch must be enqueued.
+
+        A topic whose fetch is still waiting to start is fetched once for all its pings
+        (coalesced); a topic with no active subscriber is recorded as skipped, not fetched.
+        """
+        pending = set(self.claimable().filter(topic__in=topics).values_list("topic", flat=True))
+        followed = set(
+            HubSubscription.objects.active()
+            .filter(topic__in=topics)
+            .values_list("topic", flat=True)
+        )
+        fetch, skipped, now = [], [], timezone.now()
+        skip = {"status": Ping.Status.SKIPPED, "reason": NO_SUBSCRIBER}
+        for topic in topics:
+            if topic in pending:
+                continue
+            if topic in followed:
+                fetch.append(self.create(topic=topic, hub_url=hub_url))
+            else:
+                skipped.append(self.model(topic=topic, hub_url=hub_url, finished_at=now, **skip))
+        self.bulk_create(skipped)  # one INSERT, however many topics nobody follows
+        return fetch
 
 
 class Ping(models.Model):
@@ -150,6 +241,8 @@ class Ping(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
         FETCHED = "fetched", _("fetched")
+        UNCHANGED = "unchanged", _("unchanged")
+        SKIPPED = "skipped", _("no subscriber")
         FAILED = "failed", _("fetch failed")
 
     topic = models.URLField(_("topic"), max_length=2048)
@@ -164,6 +257,9 @@ class Ping(models.Model):
     received_at = models.DateTimeField(_("received"), auto_now_add=True)
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("fetch attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    first_failure_at = models.DateTimeField(_("first failure"), null=True, blank=True)
 
     objects = PingQuerySet.as_manager()
 
@@ -181,14 +277,90 @@ class Ping(models.Model):
     def __str__(self) -> str:
         return f"publish {self.topic}: {self.status}"
 
+    def _finish(self, status: str, reason: str = "", content: Content | None = None) -> None:
+        self.status, self.reason, self.content = status, reason, content
+        self.finished_at = timezone.now()
+        self.claimed_until = None
+        self.save()
+
+    def fetched(self, content: Content) -> None:
+        self._finish(self.Status.FETCHED, content=content)
+
+    def unchanged(self, content: Content) -> None:
+        """The topic's body equals the content last stored for it: nothing to deliver."""
+        self._finish(self.Status.UNCHANGED, "same SHA-256 as the last content", content)
+
+    def skip(self, reason: str = NO_SUBSCRIBER) -> None:
+        self._finish(self.Status.SKIPPED, reason)
+
+    def fail(self, reason: str, *, transient: bool) -> datetime.datetime | None:
+        """Record a failed fetch; returns when to try again, or ``None`` once given up.
+
+        A transient failure (5xx, timeout, connection error) is retried with the deliveries'
+        back-off until ``PUSH_HUB_RETRY_HORIZON`` after the first failure; any other is final.
+        """
+        from django_push.conf import conf
+        from django_push.hub import retry
+
+        now = timezone.now()
+        self.attempts += 1
+        self.first_failure_at = self.first_failure_at or now
+        delay = retry.backoff(self.attempts, conf.PUSH_HUB_RETRY_BASE)
+        retry_at = now + datetime.timedelta(seconds=delay)
+        if not transient or retry.gives_up(
+            self.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON
+        ):
+            self._finish(self.Status.FAILED, reason)
+            return None
+        self.reason, self.next_attempt_at, self.claimed_until = reason, retry_at, None
+        self.save()
+        return retry_at
+
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def deliver(self, status: int, now: datetime.datetime) -> int:
+        """Mark these deliveries delivered with the 2xx ``status`` the callback answered, and
+        their subscriptions healthy again; returns how many."""
+        HubSubscription.objects.filter(pk__in=self.values("subscription_id")).update(
+            last_delivery_at=now, failures=0
+        )
+        return self.update(
+            status=Delivery.Status.DELIVERED,
+            delivered_at=now,
+            claimed_until=None,
+            claim="",
+            attempts=models.F("attempts") + 1,
+            last_status=status,
+        )
+
     def due(self) -> DeliveryQuerySet:
         """Pending, due now, and not claimed by a live worker."""
         now = timezone.now()
         return self.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
             _unclaimed(now)
         )
+
+    def stale(self) -> DeliveryQuerySet:
+        """Due deliveries that no queued task is known to cover: expired claims (a worker
+        died), retries, and work left unclaimed for longer than a claim lasts (a lost task)."""
+        return self.due().filter(
+            models.Q(claimed_until__isnull=False)
+            | models.Q(attempts__gt=0)
+            | models.Q(next_attempt_at__lt=forgotten_before())
+        )
+
+    def claim(self, limit: int, token: str) -> int:
+        """Claim up to ``limit`` of these rows for ``PUSH_HUB_CLAIM_SECONDS`` under ``token``,
+        skipping rows another transaction holds; returns how many. Call it in a transaction."""
+        from django_push.conf import conf
+
+        until = timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+        pks = list(
+            self.select_for_update(skip_locked=True, of=("self",))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        return Delivery.objects.filter(pk__in=pks).update(claimed_until=until, claim=token)
 
 
 class Delivery(models.Model):
@@ -231,6 +403,29 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.content_id} → {self.subscription_id}: {self.status}"
 
+    def fail(self, status: int | None, error: str, now: datetime.datetime) -> bool:
+        """Record a failed attempt and release the claim: retry with back-off, or give up
+        once the retry would fall beyond ``PUSH_HUB_RETRY_HORIZON``. True if it gave up."""
+        from django_push.conf import conf
+        from django_push.hub import retry
+
+        self.attempts += 1
+        self.first_failure_at = self.first_failure_at or now
+        self.last_status, self.last_error = status, error or f"HTTP {status}"
+        self.claimed_until, self.claim = None, ""
+        delay = retry.backoff(self.attempts, conf.PUSH_HUB_RETRY_BASE)
+        retry_at = now + datetime.timedelta(seconds=delay)
+        gave_up = retry.gives_up(self.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON)
+        if gave_up:
+            self.status = self.Status.FAILED
+        else:
+            self.next_attempt_at = retry_at
+        self.save()
+        HubSubscription.objects.filter(pk=self.subscription_id).update(
+            failures=models.F("failures") + 1
+        )
+        return gave_up
+
 
 def _unclaimed(now: datetime.datetime | None = None) -> models.Q:
     now = now or timezone.now()
@@ -256,3 +451,11 @@ def claim_row(queryset: models.QuerySet[Any], pk: int) -> bool:
 
 def lease_end(seconds: int) -> datetime.datetime:
     return timezone.now() + datetime.timedelta(seconds=seconds)
+
+
+def host_of(url: str) -> str:
+    """The host name of ``url``, lower-cased, as the caps on verifications count it."""
+    try:
+        return (urlsplit(url).hostname or "")[:255]
+    except ValueError:
+        return ""

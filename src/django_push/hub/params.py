@@ -45,6 +45,9 @@ def parse(data: QueryDict) -> SubscriptionRequest | PublishRequest:
     mode = data.get(protocol.MODE, "")
     if mode == protocol.PUBLISH:
         urls = [*data.getlist(protocol.URL), *data.getlist(protocol.TOPIC)]
+        cap = conf.PUSH_HUB_MAX_PUBLISH_URLS
+        if len(urls) > cap:  # each one is a fetch: refused before any lookup or row
+            raise InvalidRequest(f"hub.mode=publish takes at most {cap} hub.url values")
         urls = list(dict.fromkeys(decode_unreserved(url.strip()) for url in urls if url.strip()))
         if not urls:
             raise InvalidRequest("hub.mode=publish needs hub.url (or hub.topic)")
@@ -63,6 +66,9 @@ def parse(data: QueryDict) -> SubscriptionRequest | PublishRequest:
     topic = decode_unreserved(_required(data, protocol.TOPIC))
     check_public_url(callback, protocol.CALLBACK)
     check_public_url(topic, protocol.TOPIC)
+    if mode == protocol.SUBSCRIBE and not topic_allowed(topic):
+        # Refused now: a request the hub never accepted needs no denial GET (WebSub 5.1).
+        raise InvalidRequest(f"topic {topic} is not published through this hub")
     lease_seconds = _lease(data.get(protocol.LEASE_SECONDS, "").strip())
     secret = data.get(protocol.SECRET, "")
     if len(secret.encode()) > protocol.MAX_SECRET_BYTES:
@@ -122,4 +128,29 @@ def topic_allowed(topic: str) -> bool:
         host, _port = split_domain_port(urlsplit(topic).netloc)
         allowed: Sequence[str] = settings.ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"]
         return bool(host) and validate_host(host, allowed)
-    return any(topic.startswith(prefix) for prefix in policy)
+    return any(_under(topic, prefix) for prefix in policy)
+
+
+def _under(topic: str, prefix: str) -> bool:
+    """Whether ``topic`` lies under ``prefix``: the same origin, and a path that continues
+    the prefix's path at a segment boundary. So ``https://example.com`` never matches
+    ``https://example.com.evil.net/`` or ``https://example.com@evil.net/``, and
+    ``https://a.example/feeds`` never matches ``https://a.example/feedsevil``."""
+    try:
+        want, got = urlsplit(prefix), urlsplit(topic)
+        want_port, got_port = want.port, got.port
+    except ValueError:
+        return False
+    if (want.scheme.lower(), want.netloc.lower(), want_port) != (
+        got.scheme.lower(),
+        got.netloc.lower(),
+        got_port,
+    ):
+        return False
+    base, path = want.path or "/", got.path or "/"
+    if not base.endswith("/"):
+        if path != base and not path.startswith(base + "/"):
+            return False
+    elif not path.startswith(base):
+        return False
+    return not want.query or (path == base and got.query.startswith(want.query))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import uuid
 from typing import TYPE_CHECKING
 
-from django.db.models import Q
 from django.utils import timezone
 
 from django_push.conf import conf
@@ -36,9 +36,15 @@ def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | 
     already fetched, or held by a live worker, is left alone.
     """
     from django_push.hub.distribution import fetch
-    from django_push.hub.models import Ping, claim_row
+    from django_push.hub.models import HubSubscription, Ping
 
-    if ping_id is not None and not claim_row(Ping.objects.claimable(), ping_id):
+    if ping_id is not None and not Ping.objects.due().claim_one(ping_id):
+        return None
+    if not HubSubscription.objects.active().filter(topic=topic).exists():
+        # Nobody would receive it (the last lease ended since the ping): fetch nothing.
+        logger.info("Not fetching %s: no active subscriber", topic)
+        if ping_id is not None:
+            Ping.objects.get(pk=ping_id).skip()
         return None
     content = fetch(topic, hub_url, ping_id)
     if content is None:
@@ -58,12 +64,13 @@ def start_fanout(count: int, content_id: int | None = None) -> int:
 
 
 @task()
-def fanout_task(content_id: int | None = None) -> list[int]:
-    """Deliver due deliveries until none is left; returns ``[sent, delivered]``."""
+def fanout_task(content_id: int | None = None, token: str = "") -> list[int]:
+    """Deliver the batch claimed under ``token`` (the sweeper's), then due deliveries until
+    none is left; returns ``[sent, delivered]``."""
     from django_push.hub.distribution import fanout
     from django_push.hub.models import Delivery
 
-    sent, delivered = fanout(content_id)
+    sent, delivered = fanout(content_id, token)
     if sent > delivered:
         retry_at = (
             Delivery.objects.filter(status=Delivery.Status.PENDING, attempts__gt=0)
@@ -77,15 +84,10 @@ def fanout_task(content_id: int | None = None) -> list[int]:
 
 
 def stale_deliveries() -> DeliveryQuerySet:
-    """Due deliveries that no queued task is known to cover: expired claims (a worker died),
-    retries, and work left unclaimed for longer than a claim lasts (a lost task)."""
-    from django_push.hub.models import Delivery, forgotten_before
+    """Due deliveries that no queued task is known to cover (see ``DeliveryQuerySet.stale``)."""
+    from django_push.hub.models import Delivery
 
-    return Delivery.objects.due().filter(
-        Q(claimed_until__isnull=False)
-        | Q(attempts__gt=0)
-        | Q(next_attempt_at__lt=forgotten_before())
-    )
+    return Delivery.objects.stale()
 
 
 def sweep() -> tuple[int, int]:
@@ -101,7 +103,29 @@ def sweep() -> tuple[int, int]:
         enqueued += enqueue(verify_intent_task, intent_id)
     for ping_id, topic, hub_url in Ping.objects.stale().values_list("pk", "topic", "hub_url"):
         enqueued += enqueue(publish_task, topic, hub_url, ping_id)
-    return expired, enqueued + start_fanout(stale_deliveries().count())
+    return expired, enqueued + hand_out_stale_deliveries()
+
+
+def hand_out_stale_deliveries() -> int:
+    """Claim stale deliveries a batch at a time and enqueue one fan-out task for each batch,
+    which sends that batch first; returns how many tasks.
+
+    Claimed, the rows are no longer stale: the next sweep does not enqueue them again while
+    their task waits in a long queue, and running fan-outs leave them to it. Should that task
+    be lost too, the claim expires and a later sweep hands them out again.
+    """
+    from django.db import transaction
+
+    from django_push.hub.models import Delivery
+
+    tasks = 0
+    while True:
+        token = uuid.uuid4().hex
+        with transaction.atomic():
+            claimed = Delivery.objects.stale().claim(conf.PUSH_HUB_BATCH_SIZE, token)
+        if not claimed:
+            return tasks
+        tasks += enqueue(fanout_task, None, token)
 
 
 @task()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,8 +15,11 @@ from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import signals
 from django_push.hub.distribution import remove
-from django_push.hub.models import HubSubscription, Intent, claim_row, lease_end
+from django_push.hub.models import HubSubscription, Intent, lease_end
 from django_push.hub.params import topic_allowed
+
+if TYPE_CHECKING:
+    import aiohttp
 
 logger = logging.getLogger("django_push")
 
@@ -28,34 +32,55 @@ def grant_lease(asked: int | None) -> int:
 
 def verify(intent: Intent) -> bool:
     """Verify ``intent`` with its callback and apply it on success. Returns the outcome."""
+    return async_to_sync(averify)(intent)
+
+
+async def averify(intent: Intent) -> bool:
+    """:func:`verify`, async: the task's requests share one client session, and the
+    database work runs through ``sync_to_async``."""
     if intent.status != Intent.Status.PENDING:
         return intent.status == Intent.Status.VERIFIED
-    if not claim_row(Intent.objects.claimable(), intent.pk):
+    if not await sync_to_async(_claim)(intent.pk):
         return False  # another worker holds it, or it was decided meanwhile
-    if intent.mode == protocol.SUBSCRIBE and not topic_allowed(intent.topic):
-        deny(intent, "This hub does not serve that topic.")
-        return False
-
-    challenge = secrets.token_urlsafe(32)  # H-9: fresh, random, single-use
-    params = [
-        (protocol.MODE, intent.mode),
-        (protocol.TOPIC, intent.topic),
-        (protocol.CHALLENGE, challenge),
-    ]
-    lease = grant_lease(intent.lease_seconds)
-    if intent.mode == protocol.SUBSCRIBE:
-        params.append((protocol.LEASE_SECONDS, str(lease)))
-    try:
-        response = async_to_sync(http.get)(
-            intent.callback, params=params, guard=http.guard_enabled(), max_bytes=4096
-        )
-    except FetchError as exc:
-        return _finish(intent, Intent.Status.FAILED, f"callback unreachable: {exc.reason}")
+    guard = http.guard_enabled()
+    async with http.client_session(guard=guard) as session:
+        if intent.mode == protocol.SUBSCRIBE and not await sync_to_async(topic_allowed)(
+            intent.topic
+        ):
+            # Accepted before the policy changed: tell the callback (hub.mode=denied).
+            await _deny(session, guard, intent, "This hub does not serve that topic.")
+            return False
+        challenge = secrets.token_urlsafe(32)  # H-9: fresh, random, single-use
+        params = [
+            (protocol.MODE, intent.mode),
+            (protocol.TOPIC, intent.topic),
+            (protocol.CHALLENGE, challenge),
+        ]
+        lease = grant_lease(intent.lease_seconds)
+        if intent.mode == protocol.SUBSCRIBE:
+            params.append((protocol.LEASE_SECONDS, str(lease)))
+        try:
+            response = await http.get(
+                intent.callback, params=params, guard=guard, max_bytes=4096, session=session
+            )
+        except FetchError as exc:
+            reason = f"callback unreachable: {exc.reason}"
+            return await sync_to_async(_finish)(intent, Intent.Status.FAILED, reason)
     if not response.ok:
-        return _finish(intent, Intent.Status.FAILED, f"callback answered HTTP {response.status}")
-    if response.body != challenge.encode():  # H-10: exactly the challenge
-        return _finish(intent, Intent.Status.FAILED, "callback did not echo the challenge")
+        reason = f"callback answered HTTP {response.status}"
+    elif response.body != challenge.encode():  # H-10: exactly the challenge
+        reason = "callback did not echo the challenge"
+    else:
+        return await sync_to_async(_apply)(intent, lease)
+    return await sync_to_async(_finish)(intent, Intent.Status.FAILED, reason)
 
+
+def _claim(pk: int) -> bool:
+    return Intent.objects.claimable().claim_one(pk)
+
+
+def _apply(intent: Intent, lease: int) -> bool:
+    """The callback confirmed: activate or remove the subscription."""
     with transaction.atomic():
         if intent.mode == protocol.SUBSCRIBE:
             # H-6: a verified re-subscription replaces the secret and lease of the old one.
@@ -80,7 +105,7 @@ def verify(intent: Intent) -> bool:
         return _finish(intent, Intent.Status.VERIFIED, f"{intent.mode} verified")
 
 
-def deny(intent: Intent, reason: str) -> None:
+async def _deny(session: aiohttp.ClientSession, guard: bool, intent: Intent, reason: str) -> None:
     """Tell the callback its subscription is refused (hub.mode=denied)."""
     params = [
         (protocol.MODE, protocol.DENIED),
@@ -88,17 +113,14 @@ def deny(intent: Intent, reason: str) -> None:
         (protocol.REASON, reason),
     ]
     try:
-        async_to_sync(http.get)(intent.callback, params=params, guard=http.guard_enabled())
+        await http.get(intent.callback, params=params, guard=guard, session=session)
     except FetchError as exc:
         logger.warning("Could not send the denial to %s: %s", intent.callback, exc.reason)
-    _finish(intent, Intent.Status.DENIED, reason)
+    await sync_to_async(_finish)(intent, Intent.Status.DENIED, reason)
 
 
 def _finish(intent: Intent, status: str, reason: str) -> bool:
-    intent.status = status
-    intent.reason = reason
-    intent.finished_at = timezone.now()
-    intent.save(update_fields=["status", "reason", "finished_at"])
+    intent.finish(status, reason)
     log = logger.info if status == Intent.Status.VERIFIED else logger.warning
     log("Hub %s of %s for %s: %s", intent.mode, intent.callback, intent.topic, reason)
     return status == Intent.Status.VERIFIED

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 
+from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig, TooManyFieldsSent
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from django_push import protocol
 from django_push.conf import conf
 from django_push.hub import params
 from django_push.hub.models import Intent, Ping
@@ -20,6 +24,9 @@ from django_push.responses import plain_text
 from django_push.tasks import enqueue
 
 logger = logging.getLogger("django_push")
+
+# Seconds a subscriber is asked to wait when too many verifications are pending (429).
+RETRY_AFTER = 60
 
 
 @method_decorator([csrf_exempt, login_not_required], name="dispatch")
@@ -43,17 +50,38 @@ class HubView(View):
             return plain_text(400, "Too many fields")
 
         if isinstance(parsed, params.PublishRequest):
-            # Recorded before the answer, so a lost task is found again by the sweeper.
-            hub_url = self.hub_url(request)
-            pings = [Ping.objects.create(topic=topic, hub_url=hub_url) for topic in parsed.topics]
+            return self.publish_request(request, parsed)
+        return self.subscription_request(parsed)
 
-            def publish() -> None:
-                for ping in pings:
-                    enqueue(publish_task, ping.topic, ping.hub_url, ping.pk)
+    def publish_request(self, request: HttpRequest, parsed: params.PublishRequest) -> HttpResponse:
+        """Record the publish request before answering, so a lost task is found again by the
+        sweeper; only topics someone follows, and not already waiting, get a fetch task."""
+        hub_url = self.hub_url(request)
+        if hub_url is None:
+            logger.error("Publish refused: set PUSH_HUB_URL, this hub's public URL")
+            return plain_text(503, "This hub does not know its public URL (PUSH_HUB_URL)")
+        pings = Ping.objects.receive(parsed.topics, hub_url)
 
-            transaction.on_commit(publish)
-            return plain_text(202, f"Publishing {len(parsed.topics)} topic(s)")
+        def publish() -> None:
+            for ping in pings:
+                enqueue(publish_task, ping.topic, ping.hub_url, ping.pk)
 
+        transaction.on_commit(publish)
+        return plain_text(202, f"Publishing {len(parsed.topics)} topic(s)")
+
+    def subscription_request(self, parsed: params.SubscriptionRequest) -> HttpResponse:
+        """Store the request for verification, unless it would only aim traffic at its callback."""
+        if parsed.mode == protocol.UNSUBSCRIBE and Intent.objects.unsubscribes_nothing(
+            parsed.topic, parsed.callback
+        ):
+            logger.info("Unsubscribe of %s from %s: not subscribed", parsed.callback, parsed.topic)
+            return plain_text(202, "unsubscribe request accepted; nothing to verify")
+        crowding = Intent.objects.crowding(parsed.callback)
+        if crowding:
+            logger.warning("Deferred %s of %s: %s", parsed.mode, parsed.callback, crowding)
+            response = plain_text(429, f"Try again later: {crowding}")
+            response["Retry-After"] = str(RETRY_AFTER)
+            return response
         intent = Intent.objects.create(
             mode=parsed.mode,
             topic=parsed.topic,
@@ -64,9 +92,38 @@ class HubView(View):
         transaction.on_commit(lambda: enqueue(verify_intent_task, intent.pk))
         return plain_text(202, f"{parsed.mode} request accepted; verification follows")
 
-    def hub_url(self, request: HttpRequest) -> str:
-        """The hub's public URL, sent as rel="hub" with deliveries (H-15)."""
-        return conf.PUSH_HUB_URL or request.build_absolute_uri(request.path)
+    def hub_url(self, request: HttpRequest) -> str | None:
+        """The hub's public URL, sent as rel="hub" with deliveries (H-15); ``None`` when no
+        trustworthy one is known.
+
+        Without ``PUSH_HUB_URL``, the Host header is used only when it names a host listed
+        as such in ``ALLOWED_HOSTS``: one matched by ``*`` or a ``.domain`` pattern may be
+        anything the sender chose. (Its port is kept, as the development server needs it.)
+        Next comes the current ``django.contrib.sites`` Site.
+        """
+        if conf.PUSH_HUB_URL:
+            return conf.PUSH_HUB_URL
+        domain, _port = split_domain_port(request.get_host())
+        if domain in listed_hosts():
+            return request.build_absolute_uri(request.path)
+        if apps.is_installed("django.contrib.sites"):
+            from django.contrib.sites.models import Site
+
+            try:
+                site = Site.objects.get_current(request)
+            except (Site.DoesNotExist, ImproperlyConfigured):
+                return None
+            return f"{request.scheme}://{site.domain}{request.path}"
+        return None
+
+
+def listed_hosts() -> set[str]:
+    """The host names ``ALLOWED_HOSTS`` names literally (no ``*``, no ``.domain`` pattern),
+    with Django's own list when it is empty under ``DEBUG``."""
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = ["localhost", "127.0.0.1", "[::1]"]
+    return {host.lower() for host in allowed if host != "*" and not host.startswith(".")}
 
 
 hub = HubView.as_view()
