@@ -258,13 +258,6 @@ def test_fuzz_discovery_over_http(server, status, content_type, link, body, loca
 LONG_HOST = "a" * 2100 + ".example"
 
 
-@pytest.mark.xfail(
-    os.environ.get("PUSH_TEST_DB") == "postgres",
-    strict=True,
-    reason="A Host over 2,048 characters becomes Ping.hub_url and overflows the column on "
-    "PostgreSQL (a 500) while PUSH_HUB_URL is unset: issue 9 item 4, 'the hub URL is never "
-    "taken from an unchecked Host header' (hub-abuse).",
-)
 def test_publish_with_a_host_longer_than_a_url_column_is_no_500(client, db):
     response = client.post(
         "/hub/", {"hub.mode": "publish", "hub.url": "http://testserver/feed"}, HTTP_HOST=LONG_HOST

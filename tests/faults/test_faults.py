@@ -170,11 +170,6 @@ def test_fault_campaign(deploy, subscribers, backend):
     report("subscriber-faults", backend, hub, subs, injected, started, injected=dict(subs.injected))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A temporary fetch failure (503, timeout) marks the publish request failed for "
-    "good: issue 9 item 2, 'retry transient fetch failures' (hub-abuse).",
-)
 def test_topic_fails_for_a_moment_then_recovers(deploy, subscribers):
     started = time.monotonic()
     hub = deploy(SQLITE_DB, subscribers)
