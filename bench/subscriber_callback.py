@@ -12,7 +12,8 @@ with ``bench/callback_site/wrk.lua``. In the same run, on the same server, it me
   (what a hijacker's hub sends; main answered it),
 - ``verify``: a real verification GET (each one answers its own pending subscription),
 
-rounds interleaved, and prints each measure's req/s over the bare view's, median of rounds.
+each run of a measure between two runs of the bare view (the ratio is over their mean),
+rounds repeated, and prints the median ratio of the rounds and their range.
 Callback URLs come from ``Subscription.callback_url``, so it works on any source tree::
 
     python bench/subscriber_callback.py                      # this checkout, SQLite + PostgreSQL
@@ -76,12 +77,12 @@ class Result:
     db: str
     versions: str
     rates: dict[str, list[float]] = field(default_factory=dict)
+    ratios: dict[str, list[float]] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
 
     def ratio(self, measure: str) -> float:
-        pairs = zip(self.rates[measure], self.rates["bare"], strict=True)
-        return statistics.median(rate / bare for rate, bare in pairs)
+        return statistics.median(self.ratios[measure])
 
 
 def stop_servers() -> None:
@@ -236,19 +237,28 @@ def measure(target: Target, db: str, args: argparse.Namespace, work: Path) -> Re
     base = start_server(target, env, work)
     try:
         load = Load(base, prepared, target, work)
-        measures = ["bare", *target.measures]
-        for name in measures:
+        for name in ["bare", *target.measures]:
             result.statuses[name] = load.check(name)
-            result.rates[name] = []
-            result.errors[name] = 0
+            result.rates[name], result.ratios[name], result.errors[name] = [], [], 0
         load.run("bare", 0, 2)  # warm both workers up
+
+        def run(name: str, round_: int) -> float:
+            rate, bad = load.run(name, round_, args.seconds)
+            result.rates[name].append(rate)
+            result.errors[name] += bad
+            print(f"  round {round_ + 1} {name:12} {rate:9.1f} req/s  non-2xx {bad}", flush=True)
+            return rate
+
+        # Each measure runs between two runs of the bare view and is divided by their mean,
+        # so a neighbour's load on the shared machine hits both sides of a ratio alike.
+        before = run("bare", 0)
         for round_ in range(args.rounds):
-            for name in measures:
-                rate, bad = load.run(name, round_, args.seconds)
-                result.rates[name].append(rate)
-                result.errors[name] += bad
-                line = f"  round {round_ + 1} {name:12} {rate:9.1f} req/s  non-2xx {bad}"
-                print(line, flush=True)
+            shift = round_ % len(target.measures)
+            for name in target.measures[shift:] + target.measures[:shift]:
+                rate = run(name, round_)
+                after = run("bare", round_)
+                result.ratios[name].append(rate / ((before + after) / 2))
+                before = after
     finally:
         stop_servers()
     return result
@@ -256,12 +266,14 @@ def measure(target: Target, db: str, args: argparse.Namespace, work: Path) -> Re
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| code | database | measure | req/s (median) | ratio to bare | status | non-2xx |",
+        "| code | database | measure | req/s (median) | ratio to bare (range) | status | non-2xx |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         for name, rates in result.rates.items():
             ratio = "1" if name == "bare" else f"{result.ratio(name):.2f}"
+            if name != "bare" and len(result.ratios[name]) > 1:
+                ratio += f" ({min(result.ratios[name]):.2f}-{max(result.ratios[name]):.2f})"
             status = str(result.statuses[name])
             if result.statuses[name] != EXPECTED[name]:
                 status += f" (expected {EXPECTED[name]})"
