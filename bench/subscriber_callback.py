@@ -36,6 +36,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -150,7 +151,8 @@ def start_server(target: Target, env: dict[str, str], work: Path) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited; see {work / 'gunicorn.log'}")
+            tail = (work / "gunicorn.log").read_text(errors="replace")[-2000:]
+            raise SystemExit(f"gunicorn exited (needs --group bench):\n{tail}")
         try:
             with urllib.request.urlopen(f"{base}/bare/0/", timeout=2):
                 return base
@@ -299,6 +301,8 @@ def main() -> None:
     if args.quick:
         args.seconds, args.rounds = 2, 1
 
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: install it (Debian: apt-get install wrk)")
     src = str(Path(args.src).resolve()) if args.src else str(REPO / "src")
     label = args.label or Path(src).parent.name
     targets = [Target(label, args.python, src, "sha256", list(MEASURES)[1:])]
