@@ -225,6 +225,49 @@ class Load:
         return float(rate.group(1)), int(bad.group(1)) if bad else 0
 
 
+def profile(load: Load, server: int, name: str, round_: int, seconds: int, out: Path) -> None:
+    """Sample both workers with py-spy while wrk sends ``name``; print where the time goes."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "--pid", str(server), "--subprocesses", "--format", "raw"]
+    command += ["--output", str(out), "--duration", str(seconds), "--rate", "250", "--nonblocking"]
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        rate, _bad = load.run(name, round_, seconds)
+        recorder.wait(timeout=seconds + 60)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+            recorder.wait()
+    print(f"  profile of {name} ({rate:.0f} req/s while sampled), stacks in {out}")
+    print(where_time_goes(out.read_text()))
+
+
+def where_time_goes(stacks: str, top: int = 25) -> str:
+    """The functions most samples were in (inclusive), from py-spy's collapsed stacks."""
+    inclusive: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in stacks.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")[2:]]
+        total += int(count)
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+        if frames:
+            leaves[frames[-1]] = leaves.get(frames[-1], 0) + int(count)
+    lines = [f"    {total} samples; inclusive share (server plumbing left out), then own share"]
+    plumbing = ("(gunicorn/", "(<frozen", "(django/core/handlers/", "(django/utils/deprecation")
+    shown = [item for item in inclusive.items() if not any(p in item[0] for p in plumbing)]
+    for frame, count in sorted(shown, key=lambda item: -item[1])[:top]:
+        lines.append(f"    {100 * count / max(total, 1):5.1f}%  {frame}")
+    lines.append("    --")
+    for frame, count in sorted(leaves.items(), key=lambda item: -item[1])[:10]:
+        lines.append(f"    {100 * count / max(total, 1):5.1f}%  {frame}")
+    return "\n".join(lines)
+
+
 def measure(target: Target, db: str, args: argparse.Namespace, work: Path) -> Result:
     sqlite = work / "bench.sqlite3"
     if db == "postgres":
@@ -261,6 +304,9 @@ def measure(target: Target, db: str, args: argparse.Namespace, work: Path) -> Re
                 after = run("bare", round_)
                 result.ratios[name].append(rate / ((before + after) / 2))
                 before = after
+        for name in args.profile or []:
+            out = Path(f"profile-{target.label.split()[0]}-{db}-{name}.txt").resolve()
+            profile(load, SERVERS[-1].pid, name, args.rounds, args.seconds, out)
     finally:
         stop_servers()
     return result
@@ -297,6 +343,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 s per measure, 1 round (CI)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--profile",
+        action="append",
+        choices=list(MEASURES),
+        help="after the rounds, sample the workers with py-spy during this measure",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.rounds = 2, 1
