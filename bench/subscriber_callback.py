@@ -18,6 +18,7 @@ Callback URLs come from ``Subscription.callback_url``, so it works on any source
 
     python bench/subscriber_callback.py                      # this checkout, SQLite + PostgreSQL
     python bench/subscriber_callback.py --src ../other/src   # another checkout's code
+    python bench/subscriber_callback.py --src src --label new --src ../old/src --label old
     python bench/subscriber_callback.py --quick              # a few seconds per measure (CI)
     python bench/subscriber_callback.py --legacy-python /venv11/bin/python   # add django-push 1.1
 
@@ -309,6 +310,11 @@ def measure(target: Target, db: str, args: argparse.Namespace, work: Path) -> Re
             profile(load, SERVERS[-1].pid, name, args.rounds, args.seconds, out)
     finally:
         stop_servers()
+    # Signatures are checked silently (a bad one is dropped with a 2xx): the log tells.
+    log = (work / "gunicorn.log").read_text(errors="replace")
+    dropped = sum("signature" in line.lower() for line in log.splitlines())
+    if dropped:
+        print(f"  WARNING: the server logged {dropped} line(s) about signatures", flush=True)
     return result
 
 
@@ -335,8 +341,14 @@ def table(results: list[Result]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--python", default=sys.executable, help="interpreter of the server")
-    parser.add_argument("--src", help="source tree to test (put first on PYTHONPATH)")
-    parser.add_argument("--label", help="name of the code in the table (default: from --src)")
+    parser.add_argument(
+        "--src",
+        action="append",
+        help="source tree to test, put first on PYTHONPATH (repeat it to compare trees)",
+    )
+    parser.add_argument(
+        "--label", action="append", help="name of each --src in the table (default: its parent)"
+    )
     parser.add_argument("--legacy-python", help="also measure django-push 1.1 installed there")
     parser.add_argument("--db", choices=["sqlite", "postgres"], action="append")
     parser.add_argument("--pg-db", default="bench_subscriber_callback")
@@ -355,9 +367,14 @@ def main() -> None:
 
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: install it (Debian: apt-get install wrk)")
-    src = str(Path(args.src).resolve()) if args.src else str(REPO / "src")
-    label = args.label or Path(src).parent.name
-    targets = [Target(label, args.python, src, "sha256", list(MEASURES)[1:])]
+    sources = [str(Path(src).resolve()) for src in args.src or [REPO / "src"]]
+    labels = args.label or [Path(src).parent.name for src in sources]
+    if len(labels) != len(sources):
+        parser.error("give one --label per --src")
+    targets = [
+        Target(label, args.python, src, "sha256", list(MEASURES)[1:])
+        for label, src in zip(labels, sources, strict=True)
+    ]
     if args.legacy_python:
         targets.append(Target("1.1 (PyPI)", args.legacy_python, None, "sha1", ["post"]))
 
