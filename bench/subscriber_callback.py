@@ -274,7 +274,8 @@ def measure(target: Target, db: str, args: argparse.Namespace, work: Path) -> Re
     if db == "postgres":
         reset_postgres(args.pg_db)
     env = environment(target, db, sqlite, args.pg_db)
-    per_round = (1500 if args.quick else 20000) if "verify" in target.measures else 1
+    # Enough pending rows for 1,200 verifications a second (a quiet machine does ~600).
+    per_round = 1200 * args.seconds if "verify" in target.measures else 1
     prepared = prepare(target, env, work, args.rounds, per_round)
     versions = f"Python {prepared['python']}, Django {prepared['django']}"
     where = prepared["django_push"]
@@ -305,7 +306,7 @@ def measure(target: Target, db: str, args: argparse.Namespace, work: Path) -> Re
                 after = run("bare", round_)
                 result.ratios[name].append(rate / ((before + after) / 2))
                 before = after
-        for name in args.profile or []:
+        for name in [name for name in args.profile or [] if name in target.measures]:
             out = Path(f"profile-{target.label.split()[0]}-{db}-{name}.txt").resolve()
             profile(load, SERVERS[-1].pid, name, args.rounds, args.seconds, out)
     finally:
