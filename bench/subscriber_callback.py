@@ -357,6 +357,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--measure",
+        action="append",
+        choices=list(MEASURES)[1:],
+        help="measure only this (repeat it; default: all)",
+    )
+    parser.add_argument(
         "--profile",
         action="append",
         choices=list(MEASURES),
@@ -373,7 +379,7 @@ def main() -> None:
     if len(labels) != len(sources):
         parser.error("give one --label per --src")
     targets = [
-        Target(label, args.python, src, "sha256", list(MEASURES)[1:])
+        Target(label, args.python, src, "sha256", args.measure or list(MEASURES)[1:])
         for label, src in zip(labels, sources, strict=True)
     ]
     if args.legacy_python:
