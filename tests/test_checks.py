@@ -104,6 +104,18 @@ def test_w101_private_addresses(settings):
     assert "django_push.W101" not in ids(checks.check_hub_settings())
 
 
+def test_w101_follows_the_switch_in_effect(settings):
+    # The new name wins over the former one: W101 says what the guard really does.
+    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = False
+    assert "django_push.W101" not in ids(checks.check_hub_settings())
+    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = False
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = True
+    warnings = [m for m in checks.check_hub_settings() if m.id == "django_push.W101"]
+    assert len(warnings) == 1
+    assert warnings[0].msg.startswith("PUSH_ALLOW_PRIVATE_ADDRESSES is on")
+
+
 @pytest.mark.django_db
 def test_checks_are_registered(settings):
     settings.PUSH_HUB = "not a url"

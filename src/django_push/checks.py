@@ -203,11 +203,11 @@ def check_hub_settings(
             )
     if not any(error.id == "django_push.E105" for error in errors):
         errors.extend(_check_claim_length())
-    if conf.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES:
+    if conf.PUSH_ALLOW_PRIVATE_ADDRESSES:  # the switch in effect, under either name
         errors.append(
             Warning(
-                "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES is on: the hub will fetch and deliver to "
-                "loopback and private network addresses.",
+                f"{_private_switch_name()} is on: the hub will fetch and deliver to "
+                "loopback and private network addresses, on any port, for whoever asks.",
                 hint="Use it for development and tests only.",
                 id="django_push.W101",
             )
@@ -257,6 +257,15 @@ def check_common_settings(
     return errors
 
 
+def _private_switch_name() -> str:
+    """The name under which the development switch is set (the former one, or the new one)."""
+    from django.conf import settings
+
+    if hasattr(settings, "PUSH_ALLOW_PRIVATE_ADDRESSES"):
+        return "PUSH_ALLOW_PRIVATE_ADDRESSES"
+    return "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES"
+
+
 def _check_network_guard() -> list[CheckMessage]:
     from django.conf import settings
 
@@ -273,11 +282,7 @@ def _check_network_guard() -> list[CheckMessage]:
             )
         )
     if conf.PUSH_ALLOW_PRIVATE_ADDRESSES and not settings.DEBUG:
-        name = (
-            "PUSH_ALLOW_PRIVATE_ADDRESSES"
-            if hasattr(settings, "PUSH_ALLOW_PRIVATE_ADDRESSES")
-            else "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES"
-        )
+        name = _private_switch_name()
         errors.append(
             Warning(
                 f"{name} is on with DEBUG = False: the network guard is off, so the hub, "
@@ -288,7 +293,6 @@ def _check_network_guard() -> list[CheckMessage]:
             )
         )
     return errors
-
 
 
 def check_hub_deployment(
