@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -136,6 +137,9 @@ def gunicorn(python: str, app: str, env: dict[str, str], work: Path, name: str) 
     port = free_port()
     options = ["--workers", "2", "--worker-class", "sync", "--bind", f"127.0.0.1:{port}"]
     options += ["--backlog", "2048", "--timeout", "900", "--graceful-timeout", "5"]
+    helps = subprocess.run([python, "-m", "gunicorn", "--help"], capture_output=True, text=True)
+    if "--no-control-socket" in helps.stdout:  # gunicorn 25+: else all share one socket path
+        options.append("--no-control-socket")
     start([python, "-m", "gunicorn", app, *options], env, work / f"{name}.log")
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: answers(f"{base}/hub/"), 60, f"{name} to answer", step=0.2)
@@ -282,7 +286,8 @@ def publish(hub: str, topic: str) -> float:
     """POST hub.mode=publish; the time its answer took (s)."""
     import urllib.request
 
-    data = f"hub.mode=publish&hub.url={topic}".encode()
+    # hub.url is the usual name; flask-websub reads only hub.topic (ours takes both, once).
+    data = urlencode({"hub.mode": "publish", "hub.url": topic, "hub.topic": topic}).encode()
     started = time.monotonic()
     request = urllib.request.Request(hub, data=data, method="POST")
     with urllib.request.urlopen(request, timeout=900) as response:
@@ -437,7 +442,9 @@ def flask_websub_setup(args: argparse.Namespace, work: Path) -> Setup:
 # --- the measures ------------------------------------------------------------------------
 
 
-def subscribe_forms(callbacks: Callbacks, topic: str, count: int) -> list[dict[str, str]]:
+def subscribe_forms(
+    callbacks: Callbacks, topic: str, count: int, first: int = 0
+) -> list[dict[str, str]]:
     return [
         {
             "hub.mode": "subscribe",
@@ -446,21 +453,22 @@ def subscribe_forms(callbacks: Callbacks, topic: str, count: int) -> list[dict[s
             "hub.secret": SECRET,
             "hub.lease_seconds": "864000",
         }
-        for n in range(count)
+        for n in range(first, count)
     ]
 
 
 def subscribe(
-    setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.Namespace
+    setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.Namespace, done: int
 ) -> None:
-    """N subscribe requests between two runs of the bare view; then until all are active."""
+    """Subscribe requests from ``done`` up to N between two runs of the bare view; then
+    wait until all N are active."""
     n = figures.subscribers
     topic_url = callbacks.topic("big")
-    bare_forms = subscribe_forms(callbacks, "bare", min(n, args.bare_requests))
+    bare_forms = subscribe_forms(callbacks, "bare", min(n - done, args.bare_requests))
     intake_rate(setup.bare, bare_forms[:20])  # both gunicorn workers load the view
     before, _, _ = intake_rate(setup.bare, bare_forms)
     with profiling(setup, args, "verification"):
-        rate, first, last = intake_rate(setup.hub, subscribe_forms(callbacks, "big", n))
+        rate, first, last = intake_rate(setup.hub, subscribe_forms(callbacks, "big", n, done))
         wait_until(
             lambda: setup.count_subscriptions(topic_url) >= n,
             args.timeout,
@@ -470,11 +478,12 @@ def subscribe(
     active = time.monotonic()
     after, _, _ = intake_rate(setup.bare, bare_forms)
     figures.subscribe_rate, figures.bare_rate = rate, (before + after) / 2
-    figures.verified_after, figures.verify_rate = active - last, n / (active - first)
+    figures.verified_after = active - last
+    figures.verify_rate = (n - done) / (active - first)
     print(
-        f"  subscribe: {rate:,.0f} req/s (bare INSERT {before:,.0f} before, {after:,.0f} after); "
-        f"all {n} active {active - last:.1f} s after the last request, "
-        f"{n / (active - first):,.0f}/s from the first",
+        f"  subscribe {done}..{n}: {rate:,.0f} req/s (bare INSERT {before:,.0f} before, "
+        f"{after:,.0f} after); all active {active - last:.1f} s after the last request, "
+        f"{figures.verify_rate:,.0f}/s from the first",
         flush=True,
     )
 
@@ -612,7 +621,7 @@ def where_time_goes(stacks: str, top: int = 22) -> str:
         if frames:
             own[frames[-1]] = own.get(frames[-1], 0) + int(count)
     lines = [f"    {busy} busy samples ({idle} idle left out); inclusive share, then own share"]
-    plumbing = ("(<frozen", "(django/core/management", "(django_tasks_db/management")
+    plumbing = ("(<frozen", "(threading.py)", "(asyncio/", "(concurrent/futures/", "management/")
     shown = [item for item in inclusive.items() if not any(p in item[0] for p in plumbing)]
     for frame, count in sorted(shown, key=lambda item: -item[1])[:top]:
         lines.append(f"    {100 * count / max(busy, 1):5.1f}%  {frame}")
@@ -625,7 +634,7 @@ def where_time_goes(stacks: str, top: int = 22) -> str:
 # --- putting it together -----------------------------------------------------------------
 
 
-def measure(name: str, args: argparse.Namespace) -> Figures:
+def measure(name: str, args: argparse.Namespace) -> list[Figures]:
     with tempfile.TemporaryDirectory(prefix=f"bench-hub-{name}-") as tmp:
         work = Path(tmp)
         callbacks = Callbacks()
@@ -634,7 +643,6 @@ def measure(name: str, args: argparse.Namespace) -> Figures:
                 setup = flask_websub_setup(args, work)
             else:
                 setup = django_setup(name, args, work, callbacks)
-            figures = Figures(setup.label, args.subscribers, setup.versions)
             print(f"[{setup.label}] {setup.versions}", flush=True)
             # The small topic's subscribers first (not measured), then the measured N.
             intake_rate(setup.hub, subscribe_forms(callbacks, "small", args.latency_subscribers))
@@ -644,10 +652,16 @@ def measure(name: str, args: argparse.Namespace) -> Figures:
                 args.timeout,
                 "the small topic's subscriptions",
             )
-            subscribe(setup, callbacks, figures, args)
-            fanout(setup, callbacks, figures, args)
-            latency(setup, callbacks, figures, args)
-            return figures
+            # Subscribers are added up to each size in turn; each size gets its fan-out.
+            results, done = [], 0
+            for size in args.subscribers:
+                figures = Figures(setup.label, size, setup.versions)
+                subscribe(setup, callbacks, figures, args, done)
+                fanout(setup, callbacks, figures, args)
+                results.append(figures)
+                done = size
+            latency(setup, callbacks, results[-1], args)
+            return results
         except Exception:
             logs = sorted(work.glob("*.log"))
             for log in logs:
@@ -661,6 +675,9 @@ def measure(name: str, args: argparse.Namespace) -> Figures:
 def table(results: list[Figures]) -> str:
     def ms(value: float) -> str:
         return f"{1000 * value:,.0f} ms"
+
+    def percentiles(values: list[float]) -> str:
+        return f"{ms(percentile(values, 50))} / {ms(percentile(values, 99))}" if values else "-"
 
     header = [
         "setup",
@@ -690,17 +707,45 @@ def table(results: list[Figures]) -> str:
             ratios,
             ms(statistics.median(fig.publish_answer)),
             ms(statistics.median(fig.first_delivery)),
-            f"{ms(percentile(fig.latency_first, 50))} / {ms(percentile(fig.latency_first, 99))}",
-            f"{ms(percentile(fig.latency_last, 50))} / {ms(percentile(fig.latency_last, 99))}",
+            percentiles(fig.latency_first),
+            percentiles(fig.latency_last),
         ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
+def plot(results: list[Figures], path: Path) -> None:
+    """Deliveries/s against N: each hub, and the raw client measured beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for label in dict.fromkeys(fig.label for fig in results):
+        mine = [fig for fig in results if fig.label == label]
+        sizes = [fig.subscribers for fig in mine]
+        axes.plot(sizes, [statistics.median(fig.hub_rates) for fig in mine], "o-", label=label)
+        raw = [statistics.median(fig.raw_rates) for fig in mine]
+        axes.plot(sizes, raw, "x--", label=f"raw aiohttp client (beside {label})", alpha=0.6)
+    axes.set_xlabel("subscribers (N)")
+    axes.set_ylabel("deliveries/s (2 KB, sha256)")
+    axes.set_title("Fan-out as deployed, 127.0.0.1, one run")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    print(f"plot: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 200, SQLite only (CI)")
-    parser.add_argument("--subscribers", type=int, help="N (default 10,000; quick: 200)")
+    parser.add_argument(
+        "--subscribers",
+        help="N, or sizes N1,N2,... measured in turn (default 10000; quick: 200)",
+    )
     parser.add_argument(
         "--setup",
         action="append",
@@ -718,9 +763,11 @@ def main() -> None:
     parser.add_argument("--pg-db", default="bench_hub_deployed")
     parser.add_argument("--timeout", type=float, default=900, help="bound on each wait (s)")
     parser.add_argument("--profile", action="store_true", help="py-spy the db_workers")
+    parser.add_argument("--plot", help="write a PNG of deliveries/s against N here")
     args = parser.parse_args()
     quick = args.quick
-    args.subscribers = args.subscribers or (200 if quick else 10_000)
+    sizes = args.subscribers or ("200" if quick else "10000")
+    args.subscribers = sorted({int(size.replace("_", "")) for size in sizes.split(",")})
     args.rounds = args.rounds or (1 if quick else 3)
     args.publishes = args.publishes or (3 if quick else 200)
     args.latency_subscribers = args.latency_subscribers or (10 if quick else 100)
@@ -735,12 +782,14 @@ def main() -> None:
     results = []
     for name in setups:
         try:
-            results.append(measure(name, args))
+            results += measure(name, args)
         except RuntimeError as exc:  # flask-websub could not be set up
             print(f"[{name}] not measured: {exc}", flush=True)
     print()
     print(f"2 KB bodies signed with sha256; raw client: aiohttp, {CONCURRENCY} connections")
     print(table(results))
+    if args.plot:
+        plot(results, Path(args.plot))
     bad = sum(fig.bad_signatures for fig in results)
     print(f"deliveries with a wrong signature: {bad}; took {time.monotonic() - started:.0f} s")
     if bad:
