@@ -467,7 +467,7 @@ def subscribe(
     bare_forms = subscribe_forms(callbacks, "bare", min(n - done, args.bare_requests))
     intake_rate(setup.bare, bare_forms[:20])  # both gunicorn workers load the view
     before, _, _ = intake_rate(setup.bare, bare_forms)
-    with profiling(setup, args, "verification"):
+    with profiling(setup, args, f"verification-{n}"):
         rate, first, last = intake_rate(setup.hub, subscribe_forms(callbacks, "big", n, done))
         wait_until(
             lambda: setup.count_subscriptions(topic_url) >= n,
@@ -508,7 +508,7 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
     before = raw()
     for round_ in range(args.rounds):
         callbacks.reset()
-        with profiling(setup, args, "fan-out" if round_ == 0 else ""):
+        with profiling(setup, args, f"fan-out-{n}" if round_ == 0 else ""):
             started = time.monotonic()
             figures.publish_answer.append(publish(setup.hub, topic))
             wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "deliveries", step=0.001)
@@ -685,6 +685,7 @@ def table(results: list[Figures]) -> str:
         "subscribe req/s",
         "ratio to bare INSERT",
         "all active after last request",
+        "active/s from first request",
         "deliveries/s",
         "ratio to raw client",
         "publish answered",
@@ -703,6 +704,7 @@ def table(results: list[Figures]) -> str:
             f"{fig.subscribe_rate:,.0f}",
             f"{fig.subscribe_rate / fig.bare_rate:.2f}",
             f"{fig.verified_after:.1f} s",
+            f"{fig.verify_rate:,.0f}",
             f"{statistics.median(fig.hub_rates):,.0f}",
             ratios,
             ms(statistics.median(fig.publish_answer)),
