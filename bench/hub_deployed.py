@@ -597,38 +597,65 @@ def profiling(setup: Setup, args: argparse.Namespace, phase: str) -> Iterator[No
     print(where_time_goes(stacks))
 
 
-def where_time_goes(stacks: str, top: int = 22) -> str:
-    """The functions most samples were in (inclusive share), then the leaves (own share).
-
-    Idle samples (a worker asleep between polls) are counted apart, so the shares are of
-    the time the worker was busy.
-    """
+def where_time_goes(stacks: str, top: int = 15) -> str:
+    """Where the samples fell, by kind of work, then the functions most samples were in
+    (inclusive share) and the leaves (own share). py-spy leaves out threads it sees idle."""
+    kinds: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
-    busy = idle = 0
+    total = 0
     for line in stacks.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
-        frames = [frame for frame in frames if not frame.startswith(("process ", "thread "))]
-        if frames and re.match(r"(sleep|select|poll|epoll_wait)\b", frames[-1]):
-            idle += int(count)
-            continue
-        busy += int(count)
+        total += int(count)
+        kind = kind_of_work(";".join(frames))
+        kinds[kind] = kinds.get(kind, 0) + int(count)
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + int(count)
-        if frames:
-            own[frames[-1]] = own.get(frames[-1], 0) + int(count)
-    lines = [f"    {busy} busy samples ({idle} idle left out); inclusive share, then own share"]
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+
+    def share(count: int) -> str:
+        return f"{100 * count / max(total, 1):5.1f}%"
+
+    lines = [f"    {total} samples; by kind of work:"]
+    ranked = sorted(kinds.items(), key=lambda item: -item[1])[:10]
+    lines += [f"    {share(count)}  {kind}" for kind, count in ranked]
+    lines.append("    functions (inclusive share, threading and asyncio plumbing left out):")
     plumbing = ("(<frozen", "(threading.py)", "(asyncio/", "(concurrent/futures/", "management/")
     shown = [item for item in inclusive.items() if not any(p in item[0] for p in plumbing)]
     for frame, count in sorted(shown, key=lambda item: -item[1])[:top]:
-        lines.append(f"    {100 * count / max(busy, 1):5.1f}%  {frame}")
-    lines.append("    --")
-    for frame, count in sorted(own.items(), key=lambda item: -item[1])[:12]:
-        lines.append(f"    {100 * count / max(busy, 1):5.1f}%  {frame}")
+        lines.append(f"    {share(count)}  {frame}")
+    lines.append("    leaves (own share):")
+    for frame, count in sorted(own.items(), key=lambda item: -item[1])[:8]:
+        lines.append(f"    {share(count)}  {frame}")
     return "\n".join(lines)
+
+
+def kind_of_work(stack: str) -> str:
+    """One sample's stack, named by the work it was doing (the first rule that matches)."""
+    if "django_push/http.py" in stack:
+        return (
+            "HTTP out (django_push.http, aiohttp): "
+            + stack.split(" (django_push/http.py")[0].rsplit(";", 1)[-1]
+        )
+    if "signatures.py" in stack:
+        return "signing"
+    if "close_old_connections" in stack or "get_new_connection" in stack:
+        return "closing and reopening the database connection between tasks"
+    if "django_push" in stack:
+        hub = re.findall(r";(\w+) \(django_push/hub/(\w+)\.py", stack)
+        where = f"{hub[-1][1]}.{hub[-1][0]}" if hub else "django_push"
+        database = any(name in stack for name in ("django/db/", "psycopg", "sqlite3"))
+        return f"{'database' if database else 'Python'} in {where}"
+    if "Worker.run_task" in stack:
+        return "db_worker: loading the task, saving its result"
+    if "Worker.run" in stack:
+        return "db_worker: polling for and claiming the next task"
+    if "async_to_sync" in stack or "Thread._bootstrap" in stack or "run_until_complete" in stack:
+        return "async_to_sync: a thread and an event loop per call"
+    return "other"
 
 
 # --- putting it together -----------------------------------------------------------------
