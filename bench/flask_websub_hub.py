@@ -10,6 +10,7 @@ same server: one INSERT into a SQLite table, as our bare Django view does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 
@@ -27,12 +28,18 @@ hub = Hub(SQLite3HubStorage(DATABASE), celery, SIGNATURE_ALGORITHM="sha256", REQ
 app.register_blueprint(hub.build_blueprint(url_prefix="/hub"))
 
 
-with sqlite3.connect(DATABASE, timeout=30) as setup:
+with contextlib.closing(sqlite3.connect(DATABASE, timeout=30)) as setup, setup:
     setup.execute("CREATE TABLE IF NOT EXISTS hit (id INTEGER PRIMARY KEY, callback TEXT)")
 
 
 @app.post("/bare")
 def bare() -> tuple[str, int]:
-    with sqlite3.connect(DATABASE, timeout=30) as connection:
-        connection.execute("INSERT INTO hit (callback) VALUES (?)", (request.form["hub.callback"],))
+    connection = sqlite3.connect(DATABASE, timeout=30)
+    try:
+        with connection:  # one transaction, committed
+            connection.execute(
+                "INSERT INTO hit (callback) VALUES (?)", (request.form["hub.callback"],)
+            )
+    finally:
+        connection.close()
     return "stored", 202
