@@ -807,6 +807,9 @@ def main() -> None:
 
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ctrl-C ends the run as SIGTERM does, also inside asyncio.run() (whose own handler only
+    # cancels the running task) and where the shell started the bench ignoring SIGINT.
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
     started = time.monotonic()
     results = []
     for name in setups:
