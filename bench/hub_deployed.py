@@ -40,6 +40,7 @@ import atexit
 import contextlib
 import hashlib
 import hmac
+import itertools
 import multiprocessing
 import os
 import random
@@ -64,6 +65,13 @@ REPO = BENCH.parent
 BODY = b"<feed>" + b"x" * (2048 - 13) + b"</feed>"
 SECRET = "bench-secret-0123456789abcdef"
 SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+
+
+def version_of(n: int) -> bytes:
+    """The topic's n-th version, as long as ``BODY``: a hub may skip unchanged content."""
+    return BODY[:6] + b"%012d" % n + BODY[18:]
+
+
 CONCURRENCY = 100  # the hub's PUSH_HUB_CONCURRENCY default; the raw client uses the same
 INTAKE_CONNECTIONS = 8  # the driver's connections to the hub endpoint (gunicorn has 2 workers)
 FLASK_WEBSUB = ["flask-websub==0.4.1", "celery>=5.3,<6", "gunicorn>=23"]
@@ -177,11 +185,13 @@ def serve_callbacks(port: int, counters: Any) -> None:
         count(POSTS, time.monotonic())
         return web.Response(status=204)
 
+    versions = itertools.count()
+
     async def topic(request: web.Request) -> web.Response:
         # flask-websub refuses content without both links; our hub ignores them.
         links = f'<{request.url}>; rel="self", <http://127.0.0.1/hub>; rel="hub"'
         headers = {"Content-Type": "application/atom+xml", "Link": links}
-        return web.Response(body=BODY, headers=headers)
+        return web.Response(body=version_of(next(versions)), headers=headers)
 
     async def main() -> None:
         app = web.Application()
