@@ -24,6 +24,7 @@ delivery's sha256 signature and counts deliveries with timestamps; it also serve
     python bench/hub_deployed.py                     # N = 10,000: SQLite, PostgreSQL, flask-websub
     python bench/hub_deployed.py --quick             # N = 200, SQLite only, 3 publishes (CI)
     python bench/hub_deployed.py --src ../other/src  # another checkout's code
+    python bench/hub_deployed.py --setup sqlite --src src --src ../other/src  # both, one run
     python bench/hub_deployed.py --setup postgres --subscribers 2000 --profile
 
 The interpreter needs the hub's dependencies with django-tasks-db and psycopg, plus the
@@ -340,13 +341,13 @@ class Figures:
     notes: list[str] = field(default_factory=list)
 
 
-def django_setup(name: str, args: argparse.Namespace, work: Path, callbacks: Callbacks) -> Setup:
+def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> Setup:
     db = "postgres" if name == "postgres" else "sqlite"
     workers = args.workers or (2 if db == "postgres" else 1)
     sqlite_path = work / "hub.sqlite3"
     env = dict(os.environ)
     env.update(
-        PYTHONPATH=os.pathsep.join([args.src, str(BENCH)]),
+        PYTHONPATH=os.pathsep.join([src, str(BENCH)]),
         DJANGO_SETTINGS_MODULE="hub_site.settings",
         BENCH_DB=db,
         BENCH_SQLITE=str(sqlite_path),
@@ -378,7 +379,7 @@ def django_setup(name: str, args: argparse.Namespace, work: Path, callbacks: Cal
         check=True,
     ).stdout.strip()
 
-    setup = Setup(name, f"{Path(args.src).parent.name} {db}, {workers} db_worker")
+    setup = Setup(name, f"{Path(src).parent.name} {db}, {workers} db_worker")
     setup.versions = versions
     base = gunicorn(args.python, "hub_site.wsgi:application", env, work, "gunicorn")
     setup.hub, setup.bare = f"{base}/hub/", f"{base}/bare/"
@@ -671,7 +672,7 @@ def kind_of_work(stack: str) -> str:
 # --- putting it together -----------------------------------------------------------------
 
 
-def measure(name: str, args: argparse.Namespace) -> list[Figures]:
+def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
     with tempfile.TemporaryDirectory(prefix=f"bench-hub-{name}-") as tmp:
         work = Path(tmp)
         callbacks = Callbacks()
@@ -679,7 +680,7 @@ def measure(name: str, args: argparse.Namespace) -> list[Figures]:
             if name == "flask-websub":
                 setup = flask_websub_setup(args, work)
             else:
-                setup = django_setup(name, args, work, callbacks)
+                setup = django_setup(name, src, args, work)
             print(f"[{setup.label}] {setup.versions}", flush=True)
             # The small topic's subscribers first (not measured), then the measured N.
             intake_rate(setup.hub, subscribe_forms(callbacks, "small", args.latency_subscribers))
@@ -791,7 +792,11 @@ def main() -> None:
         choices=["sqlite", "postgres", "flask-websub"],
         help="what to measure (default: all three; quick: sqlite)",
     )
-    parser.add_argument("--src", help="source tree to measure (default: this checkout's src)")
+    parser.add_argument(
+        "--src",
+        action="append",
+        help="source tree to measure (default: this checkout's src); repeat to compare trees",
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter of the hub")
     parser.add_argument("--workers", type=int, help="db_worker processes (default 1 SQLite, 2 PG)")
     parser.add_argument("--interval", type=float, help="db_worker --interval (default its own)")
@@ -812,7 +817,7 @@ def main() -> None:
     args.latency_subscribers = args.latency_subscribers or (10 if quick else 100)
     if quick:
         args.bare_requests = min(args.bare_requests, 100)
-    args.src = str(Path(args.src).resolve()) if args.src else str(REPO / "src")
+    sources = [str(Path(src).resolve()) for src in args.src or [REPO / "src"]]
     setups = args.setup or (["sqlite"] if quick else ["sqlite", "postgres", "flask-websub"])
 
     atexit.register(stop_all)
@@ -822,9 +827,11 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
     started = time.monotonic()
     results = []
-    for name in setups:
+    runs = [(name, src) for name in setups for src in sources if name != "flask-websub"]
+    runs += [(name, "") for name in setups if name == "flask-websub"]
+    for name, src in runs:
         try:
-            results += measure(name, args)
+            results += measure(name, src, args)
         except RuntimeError as exc:  # flask-websub could not be set up
             print(f"[{name}] not measured: {exc}", flush=True)
     print()
