@@ -331,6 +331,7 @@ class Figures:
     verified_after: float = 0  # s after the last subscribe request was answered
     verify_rate: float = 0  # active subscriptions/s, from the first request
     hub_rates: list[float] = field(default_factory=list)
+    steady_rates: list[float] = field(default_factory=list)  # from the first delivery on
     raw_rates: list[float] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
     first_delivery: list[float] = field(default_factory=list)
@@ -529,6 +530,7 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
         wait_idle(setup, args.timeout)
         after = raw()
         figures.hub_rates.append(rate)
+        figures.steady_rates.append((n - 1) / max(callbacks[LAST] - callbacks[FIRST], 1e-6))
         figures.raw_rates += [before, after]
         figures.ratios.append(rate / ((before + after) / 2))
         print(
@@ -725,6 +727,7 @@ def table(results: list[Figures]) -> str:
         "all active after last request",
         "active/s from first request",
         "deliveries/s",
+        "after the first",
         "ratio to raw client",
         "publish answered",
         "first delivery",
@@ -744,6 +747,7 @@ def table(results: list[Figures]) -> str:
             f"{fig.verified_after:.1f} s",
             f"{fig.verify_rate:,.0f}",
             f"{statistics.median(fig.hub_rates):,.0f}",
+            f"{statistics.median(fig.steady_rates):,.0f}",
             ratios,
             ms(statistics.median(fig.publish_answer)),
             ms(statistics.median(fig.first_delivery)),
