@@ -63,9 +63,16 @@ from urllib.parse import urlencode
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-BODY = b"<feed>" + b"x" * (2048 - 13) + b"</feed>"
+BODY = b"<feed>" + b"x" * (2048 - 13) + b"</feed>"  # --body-bytes changes it
 SECRET = "bench-secret-0123456789abcdef"
 SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+
+
+def set_body(size: int) -> None:
+    """Make the topic's body (and the raw client's) ``size`` bytes long."""
+    global BODY, SIGNATURE
+    BODY = b"<feed>" + b"x" * (max(size, 32) - 13) + b"</feed>"
+    SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
 
 
 def version_of(n: int) -> bytes:
@@ -162,8 +169,10 @@ def gunicorn(python: str, app: str, env: dict[str, str], work: Path, name: str) 
 VERIFIED, POSTS, FIRST, LAST, BAD = range(5)
 
 
-def serve_callbacks(port: int, counters: Any) -> None:
+def serve_callbacks(port: int, counters: Any, body_size: int) -> None:
     from aiohttp import web
+
+    set_body(body_size)
 
     def count(index: int, now: float) -> None:
         with counters.get_lock():
@@ -195,7 +204,7 @@ def serve_callbacks(port: int, counters: Any) -> None:
         return web.Response(body=version_of(next(versions)), headers=headers)
 
     async def main() -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=2 * len(BODY) + 1024**2)
         app.router.add_get("/cb/{topic}/{n}", verify)
         app.router.add_post("/cb/{topic}/{n}", deliver)
         app.router.add_get("/topic/{name}", topic)
@@ -216,7 +225,7 @@ class Callbacks:
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.process = multiprocessing.Process(
-            target=serve_callbacks, args=(port, self.counters), daemon=True
+            target=serve_callbacks, args=(port, self.counters, len(BODY)), daemon=True
         )
         self.process.start()
         wait_until(lambda: answers(f"{self.base}/topic/warm"), 30, "the callback server")
@@ -338,6 +347,8 @@ class Figures:
     publish_answer: list[float] = field(default_factory=list)
     latency_first: list[float] = field(default_factory=list)
     latency_last: list[float] = field(default_factory=list)
+    worker_rss: float = 0  # MB, the largest db_worker's resident set after the fan-out
+    worker_peak: float = 0  # MB, the largest db_worker's peak resident set so far
     bad_signatures: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -541,6 +552,27 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
             flush=True,
         )
         before = after
+    for worker in setup.workers:
+        rss, peak = memory_of(worker.pid)
+        figures.worker_rss = max(figures.worker_rss, rss)
+        figures.worker_peak = max(figures.worker_peak, peak)
+    if setup.workers:
+        print(
+            f"  db_worker RSS after the fan-out {figures.worker_rss:.0f} MB, "
+            f"peak {figures.worker_peak:.0f} MB",
+            flush=True,
+        )
+
+
+def memory_of(pid: int) -> tuple[float, float]:
+    """A process's resident set and its peak, in MB (Linux ``/proc``)."""
+    values = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(value.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
 def latency(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.Namespace) -> None:
@@ -733,6 +765,7 @@ def table(results: list[Figures]) -> str:
         "first delivery",
         "latency first p50 / p99",
         "latency last p50 / p99",
+        "db_worker RSS / peak",
     ]
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     for fig in results:
@@ -753,6 +786,7 @@ def table(results: list[Figures]) -> str:
             ms(statistics.median(fig.first_delivery)),
             percentiles(fig.latency_first),
             percentiles(fig.latency_last),
+            f"{fig.worker_rss:.0f} / {fig.worker_peak:.0f} MB" if fig.worker_peak else "-",
         ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -773,7 +807,7 @@ def plot(results: list[Figures], path: Path) -> None:
         raw = [statistics.median(fig.raw_rates) for fig in mine]
         axes.plot(sizes, raw, "x--", label=f"raw aiohttp client (beside {label})", alpha=0.6)
     axes.set_xlabel("subscribers (N)")
-    axes.set_ylabel("deliveries/s (2 KB, sha256)")
+    axes.set_ylabel(f"deliveries/s ({len(BODY) / 1024:,.0f} KB, sha256)")
     axes.set_title("Fan-out as deployed, 127.0.0.1, one run")
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
@@ -808,6 +842,7 @@ def main() -> None:
     parser.add_argument("--publishes", type=int, help="latency publishes (default 200; quick: 3)")
     parser.add_argument("--latency-subscribers", type=int, help="(default 100; quick: 10)")
     parser.add_argument("--bare-requests", type=int, default=1000, help="per baseline run")
+    parser.add_argument("--body-bytes", type=int, default=2048, help="the topic's size")
     parser.add_argument("--pg-db", default="bench_hub_deployed")
     parser.add_argument("--timeout", type=float, default=900, help="bound on each wait (s)")
     parser.add_argument("--profile", action="store_true", help="py-spy the db_workers")
@@ -822,6 +857,7 @@ def main() -> None:
     if quick:
         args.bare_requests = min(args.bare_requests, 100)
     sources = [str(Path(src).resolve()) for src in args.src or [REPO / "src"]]
+    set_body(args.body_bytes)
     setups = args.setup or (["sqlite"] if quick else ["sqlite", "postgres", "flask-websub"])
 
     atexit.register(stop_all)
@@ -839,7 +875,8 @@ def main() -> None:
         except RuntimeError as exc:  # flask-websub could not be set up
             print(f"[{name}] not measured: {exc}", flush=True)
     print()
-    print(f"2 KB bodies signed with sha256; raw client: aiohttp, {CONCURRENCY} connections")
+    size = f"{len(BODY) / 1024:,.0f} KB"
+    print(f"{size} bodies signed with sha256; raw client: aiohttp, {CONCURRENCY} connections")
     print(table(results))
     if args.plot:
         plot(results, Path(args.plot))
