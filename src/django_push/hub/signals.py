@@ -18,25 +18,25 @@ __all__ = [
 # transaction), with send_robust (see django_push.dispatch). Receivers run in the worker
 # that did the work: keep them quick, or enqueue a task.
 
-# A verification of intent for subscribe succeeded. sender: the HubSubscription class;
-# subscription: the HubSubscription, as saved; created: True for a new subscription,
-# False for a renewal of an existing one (same topic and callback).
+#: A verification of intent for subscribe succeeded. sender: the HubSubscription class;
+#: subscription: the HubSubscription, as saved; created: True for a new subscription,
+#: False for a renewal of an existing one (same topic and callback).
 subscription_activated = Signal()
 
-# A subscription was removed. sender: the HubSubscription class; subscription: the
-# HubSubscription, already deleted (its pk is kept); reason: "unsubscribed" (a verified
-# unsubscribe), "gone" (the callback answered 410 Gone) or "expired" (the lease ended and
-# the sweeper removed it; one signal per row).
+#: A subscription was removed. sender: the HubSubscription class; subscription: the
+#: HubSubscription, already deleted (its pk is kept); reason: "unsubscribed" (a verified
+#: unsubscribe), "gone" (the callback answered 410 Gone) or "expired" (the lease ended and
+#: the sweeper removed it; one signal per row).
 subscription_removed = Signal()
 
-# A topic was fetched and stored. sender: the Content class; content: the Content;
-# deliveries: the number of deliveries created (one per active subscription of the topic).
+#: A topic was fetched and stored. sender: the Content class; content: the Content;
+#: deliveries: the number of deliveries created (one per active subscription of the topic).
 content_published = Signal()
 
-# The hub gave up on a delivery: its next retry would fall past PUSH_HUB_RETRY_HORIZON.
-# Not sent for a failure that will be retried. sender: the Delivery class;
-# subscription_id, content_id: ints; attempts: int, the attempts made; reason: str, the
-# last error ("HTTP 503", "timeout", ...).
+#: The hub gave up on a delivery: its next retry would fall past PUSH_HUB_RETRY_HORIZON.
+#: Not sent for a failure that will be retried. sender: the Delivery class;
+#: subscription_id, content_id: ints; attempts: int, the attempts made; reason: str, the
+#: last error ("HTTP 503", "timeout", ...).
 delivery_failed = Signal()
 
 
