@@ -3,7 +3,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.contrib.sites.models import Site
 
+from tests.hub_queue import hub_queue  # noqa: F401  (a fixture)
 from tests.servers import Server
 
 
@@ -108,3 +110,15 @@ def close_async_connections():
     from django.db import connections
 
     asyncio.run(sync_to_async(connections.close_all)())
+
+
+@pytest.fixture
+def site(hub_queue, live_domain, settings, task_workers):  # noqa: F811
+    """Publisher, hub and subscriber on one live server, with real workers: the hub is
+    ``PUSH_HUB`` and callbacks point at the live server's host."""
+    # hub_queue first: jobs left in Redis by an earlier run must not reach these workers.
+    host = live_domain.url.removeprefix("http://")
+    Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": host, "name": host})
+    settings.PUSH_HUB = f"{live_domain.url}/hub/"
+    settings.PUSH_INSECURE_SECRETS = True  # the hub is plain HTTP on 127.0.0.1
+    return live_domain.url

@@ -7,7 +7,6 @@ PUSH_TEST_TASKS=db or rq (the RQ leg in .ci/run, on PostgreSQL and Redis).
 from __future__ import annotations
 
 import pytest
-from django.contrib.sites.models import Site
 
 from django_push import signatures
 from django_push.hub.models import Content, Delivery, HubSubscription, Ping
@@ -31,16 +30,6 @@ def notifications():
     updated.connect(receiver)
     yield received
     updated.disconnect(receiver)
-
-
-@pytest.fixture
-def site(hub_queue, live_domain, settings, task_workers):  # noqa: F811
-    # hub_queue first: jobs left in Redis by an earlier run must not reach these workers.
-    host = live_domain.url.removeprefix("http://")
-    Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": host, "name": host})
-    settings.PUSH_HUB = f"{live_domain.url}/hub/"
-    settings.PUSH_INSECURE_SECRETS = True  # the hub is plain HTTP on 127.0.0.1
-    return live_domain.url
 
 
 def test_subscribe_publish_receive_unsubscribe(site, notifications):

@@ -13,7 +13,6 @@ import urllib.request
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from django.contrib.sites.models import Site
 from django.utils import timezone
 
 from django_push.hub.models import HubSubscription, Intent
@@ -37,15 +36,6 @@ def notifications():
     updated.connect(receiver)
     yield received
     updated.disconnect(receiver)
-
-
-@pytest.fixture
-def site(hub_queue, live_domain, settings, task_workers):  # noqa: F811
-    host = live_domain.url.removeprefix("http://")
-    Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": host, "name": host})
-    settings.PUSH_HUB = f"{live_domain.url}/hub/"
-    settings.PUSH_INSECURE_SECRETS = True  # the hub is plain HTTP on 127.0.0.1
-    return live_domain.url
 
 
 def fetch(url, data=None):
