@@ -71,7 +71,7 @@ def test_verification_held_by_a_live_worker_is_not_run_twice(server):
         callback=server.url + "/cb",
         claimed_until=timezone.now() + FUTURE,
     )
-    assert verify_intent_task.call(intent.pk) is False
+    assert verify_intent_task.call(intent.pk) == 0
     assert not verify(intent)
     assert server.requests == []
     assert sweep() == (0, 0)

@@ -20,12 +20,26 @@ logger = logging.getLogger("django_push")
 
 
 @task()
-def verify_intent_task(intent_id: int) -> bool:
-    from django_push.hub.models import Intent
-    from django_push.hub.verification import verify
+def verify_intent_task(intent_id: int | None = None) -> int:
+    """Verify pending intents a batch at a time until none is claimable; returns how many
+    were decided. (``intent_id`` is not needed: tasks enqueued by 2.0 still carry it.)"""
+    from django_push.hub.verification import verify_pending
 
-    intent = Intent.objects.filter(pk=intent_id).first()
-    return False if intent is None else verify(intent)
+    return verify_pending()
+
+
+def start_verification(intent_id: int) -> bool:
+    """Enqueue a verification task for the new intent ``intent_id``, unless an earlier one
+    still waits unclaimed: the task enqueued for that one has not claimed it yet, so it
+    claims after this intent was committed, and takes it too. Returns True if enqueued.
+
+    So a stream of subscribe requests costs about one task per batch, not one per request.
+    """
+    from django_push.hub.models import Intent
+
+    if Intent.objects.waiting().filter(pk__lt=intent_id).exists():
+        return False
+    return enqueue(verify_intent_task)
 
 
 @task()
@@ -99,8 +113,9 @@ def sweep() -> tuple[int, int]:
 
     expired = expire_leases()
     enqueued = 0
-    for intent_id in Intent.objects.stale().values_list("pk", flat=True):
-        enqueued += enqueue(verify_intent_task, intent_id)
+    stale_intents = Intent.objects.stale().count()
+    for _ in range(math.ceil(stale_intents / conf.PUSH_HUB_BATCH_SIZE)):
+        enqueued += enqueue(verify_intent_task)
     for ping_id, topic, hub_url in Ping.objects.stale().values_list("pk", "topic", "hub_url"):
         enqueued += enqueue(publish_task, topic, hub_url, ping_id)
     return expired, enqueued + hand_out_stale_deliveries()
