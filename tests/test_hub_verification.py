@@ -10,6 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_push import http
+from django_push.conf import conf
+from django_push.hub import verification
 from django_push.hub.models import HubSubscription, Intent
 from django_push.hub.tasks import verify_intent_task
 from django_push.hub.verification import grant_lease, verify
@@ -296,21 +298,45 @@ def test_fifty_subscribe_requests_are_verified_by_one_task_over_one_session(
 
 
 @pytest.mark.usefixtures("hub_queue")
-def test_a_new_request_enqueues_again_once_the_waiting_ones_are_claimed(
+def test_one_task_is_queued_at_a_time_and_a_started_one_leaves_room_for_the_next(
     client, server, settings, django_capture_on_commit_callbacks
 ):
-    # No task left behind: once the task has claimed what waited, the next request
-    # starts another one.
+    # A task that has started may already have made its last claim: a request from then on
+    # enqueues another one, and only one, however fast the worker keeps up.
     settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
     server.replies["/cb"] = echo
     held = hold_tasks(settings)
     form = {"hub.mode": "subscribe", "hub.topic": "http://testserver/feed"}
-    for n in range(2):
+
+    def subscribe(n):
         with django_capture_on_commit_callbacks(execute=True):
             client.post("/hub/", {**form, "hub.callback": f"{server.url}/cb?n={n}"})
-    Intent.objects.update(claimed_until=timezone.now() + datetime.timedelta(seconds=60))
+
+    subscribe(0)
+    subscribe(1)
+    assert held() == 1
+    assert verify_intent_task.call() == 2  # the worker runs it: both verified
+    subscribe(2)
+    assert held() == 2
+    verification.claim(10)  # a task running on another worker takes the new intent
+    subscribe(3)  # the queued task has not started: it will take this one
+    assert held() == 2
+    assert verify_intent_task.call() == 1
+    assert Intent.objects.filter(status=Intent.Status.PENDING).count() == 1  # claimed, held
+
+
+def test_a_lost_task_holds_back_no_later_request_for_longer_than_a_claim(
+    client, server, settings, django_capture_on_commit_callbacks
+):
+    settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+    held = hold_tasks(settings)
+    form = {"hub.mode": "subscribe", "hub.topic": "http://testserver/feed"}
     with django_capture_on_commit_callbacks(execute=True):
-        client.post("/hub/", {**form, "hub.callback": f"{server.url}/cb?n=2"})
+        client.post("/hub/", {**form, "hub.callback": f"{server.url}/cb?n=0"})
+    old = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS + 1)
+    Intent.objects.update(queued_at=old)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/hub/", {**form, "hub.callback": f"{server.url}/cb?n=1"})
     assert held() == 2
 
 
@@ -388,8 +414,6 @@ def test_the_last_of_two_verified_intents_for_one_pair_wins(server):
 def test_a_batch_whose_claim_was_taken_over_records_nothing(server, settings):
     # The claim expired mid-batch and another worker took the row: its outcome is the
     # other worker's to record.
-    from django_push.hub import verification
-
     server.replies["/cb"] = echo
     row = intent(server)
     token, checks = verification.claim(10)

@@ -148,10 +148,19 @@ class ClaimableQuerySet(models.QuerySet[_Row]):
 class IntentQuerySet(ClaimableQuerySet["Intent"]):
     received_field = "created_at"
 
-    def waiting(self) -> Self:
-        """Pending and never claimed, made less than a claim ago: a queued task will claim
-        them (a task verifies until none is claimable)."""
-        return self.pending().filter(claimed_until__isnull=True, created_at__gte=forgotten_before())
+    def task_coming(self) -> bool:
+        """Whether a verification task was enqueued and has not started yet: when it starts,
+        it verifies every intent committed before, until none is claimable. (A mark older
+        than a claim is not trusted: its task may have been lost.)"""
+        return self.filter(queued_at__gt=forgotten_before()).exists()
+
+    def task_queued(self, pk: int) -> None:
+        """Mark the intent ``pk`` as the one a verification task was just enqueued for."""
+        self.filter(pk=pk).update(queued_at=timezone.now())
+
+    def task_started(self) -> None:
+        """A verification task starts: no task is coming any more until one is enqueued."""
+        self.filter(queued_at__isnull=False).update(queued_at=None)
 
     def claim(self, limit: int, token: str) -> int:
         """Claim up to ``limit`` claimable rows of these for ``PUSH_HUB_CLAIM_SECONDS`` under
@@ -235,6 +244,7 @@ class Intent(models.Model):
     created_at = models.DateTimeField(_("received"), auto_now_add=True)
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     claim = models.CharField(_("claimed by batch"), max_length=32, blank=True, db_index=True)
+    queued_at = models.DateTimeField(_("task enqueued"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     objects = IntentQuerySet.as_manager()
@@ -248,11 +258,11 @@ class Intent(models.Model):
                 name="push_hub_intent_pending",
                 condition=models.Q(status="pending"),
             ),
-            # The endpoint's "is a task already coming?" (IntentQuerySet.waiting).
+            # The endpoint's "is a task already coming?" (IntentQuerySet.task_coming).
             models.Index(
-                fields=["created_at"],
-                name="push_hub_intent_waiting",
-                condition=models.Q(status="pending", claimed_until__isnull=True),
+                fields=["queued_at"],
+                name="push_hub_intent_queued",
+                condition=models.Q(queued_at__isnull=False),
             ),
         ]
 

@@ -23,22 +23,25 @@ logger = logging.getLogger("django_push")
 def verify_intent_task(intent_id: int | None = None) -> int:
     """Verify pending intents a batch at a time until none is claimable; returns how many
     were decided. (``intent_id`` is not needed: tasks enqueued by 2.0 still carry it.)"""
+    from django_push.hub.models import Intent
     from django_push.hub.verification import verify_pending
 
+    Intent.objects.task_started()  # first: requests from now on enqueue another task
     return verify_pending()
 
 
 def start_verification(intent_id: int) -> bool:
-    """Enqueue a verification task for the new intent ``intent_id``, unless an earlier one
-    still waits unclaimed: the task enqueued for that one has not claimed it yet, so it
-    claims after this intent was committed, and takes it too. Returns True if enqueued.
+    """Enqueue a verification task for the new intent ``intent_id``, unless one is already
+    queued and has not started: it starts after this intent was committed, and verifies it
+    too. Returns True if enqueued.
 
-    So a stream of subscribe requests costs about one task per batch, not one per request.
+    So a stream of subscribe requests costs one queued task at a time, not one per request.
     """
     from django_push.hub.models import Intent
 
-    if Intent.objects.waiting().filter(pk__lt=intent_id).exists():
+    if Intent.objects.task_coming():
         return False
+    Intent.objects.task_queued(intent_id)
     return enqueue(verify_intent_task)
 
 
