@@ -205,12 +205,16 @@ class IntentQuerySet(ClaimableQuerySet["Intent"]):
         (``PUSH_HUB_MAX_PENDING_PER_HOST``) and in total (``PUSH_HUB_MAX_PENDING``)."""
         from django_push.conf import conf
 
-        pending = self.pending()
+        # One statement for both counts: this runs for every subscribe request.
+        counts = self.pending().aggregate(
+            host=models.Count("pk", filter=models.Q(callback_host=host_of(callback))),
+            total=models.Count("pk"),
+        )
         per_host = conf.PUSH_HUB_MAX_PENDING_PER_HOST
-        if pending.filter(callback_host=host_of(callback)).count() >= per_host:
+        if counts["host"] >= per_host:
             return f"{per_host} pending verifications for this callback host already"
         total = conf.PUSH_HUB_MAX_PENDING
-        if pending.count() >= total:
+        if counts["total"] >= total:
             return f"{total} pending verifications already"
         return ""
 
