@@ -102,7 +102,7 @@ PUSH_INSECURE_SECRETS = os.environ.get("PUSH_TEST_INSECURE_SECRETS") == "1"
 # Tests run hubs and subscribers on 127.0.0.1 over plain HTTP.
 PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
 PUSH_TIMEOUT = 5
-SILENCED_SYSTEM_CHECKS = ["django_push.W101"]
+SILENCED_SYSTEM_CHECKS = ["django_push.W101", "django_push.W002"]
 
 LOGGING = {
     "version": 1,

@@ -134,9 +134,9 @@ def test_callback_view_never_answers_500(client, fields, method):
     )
     url = f"/subscriber/{subscription.pk}/"
     if method == "get":
-        answered(client.get(url, fields))
+        answered(client.get(url, {"token": subscription.callback_token, **fields}))
     else:
-        answered(client.post(url, fields))
+        answered(client.post(f"{url}?token={subscription.callback_token}", fields))
 
 
 @pytest.mark.parametrize("mode", ["subscribe", "unsubscribe", "denied"])
@@ -158,4 +158,9 @@ def test_every_tricky_value_in_a_verification_is_answered(client, mode):
             Subscription.objects.filter(pk=subscription.pk).update(pending=pending)
             if not Subscription.objects.filter(pk=subscription.pk).exists():
                 subscription.save(force_insert=True)  # a verified unsubscription deletes it
-            answered(client.get(f"/subscriber/{subscription.pk}/", {**valid, name: value}))
+            answered(
+                client.get(
+                    f"/subscriber/{subscription.pk}/",
+                    {"token": subscription.callback_token, **valid, name: value},
+                )
+            )

@@ -50,13 +50,19 @@ def active(**fields):
     )
 
 
+def capability(sub):
+    """The callback URL of ``sub``, token included, without scheme and host."""
+    url = reverse("subscriber_callback", args=[sub.pk])
+    return f"{url}?token={sub.callback_token}" if sub.callback_token else url
+
+
 def verify(client, sub, **params):
-    return client.get(reverse("subscriber_callback", args=[sub.pk]), params)
+    token = {"token": sub.callback_token} if sub.callback_token else {}
+    return client.get(reverse("subscriber_callback", args=[sub.pk]), {**token, **params})
 
 
 def deliver(client, sub, body=b"foo", **headers):
-    url = reverse("subscriber_callback", args=[sub.pk])
-    return client.post(url, data=body, content_type="text/plain", headers=headers)
+    return client.post(capability(sub), data=body, content_type="text/plain", headers=headers)
 
 
 # Verification of intent --------------------------------------------------------------
@@ -72,7 +78,7 @@ def test_subscribe_verification_over_http(live_server):
             "hub.lease_seconds": "864000",
         }
     )
-    url = f"{live_server.url}/subscriber/{sub.pk}/?{query}"
+    url = f"{live_server.url}{capability(sub)}&{query}"
     with urllib.request.urlopen(url) as response:
         assert response.status == 200
         assert response.read() == b"c-1_2.3"
@@ -170,19 +176,34 @@ def test_unrequested_subscribe_verification_is_404(client):
     assert not sub.verified
 
 
-def test_hub_reverification_of_active_subscription_renews_lease(client):
-    # C-4: a 0.3-style hub re-verifies an active subscription before it expires.
-    sub = active()
+def test_hub_reverification_of_active_subscription_is_404(client, caplog):
+    # C-4 (revised): a re-verification nobody asked for is how a stranger would swap in their
+    # own secret at the hub; renewals are ours, so they are pending when the hub verifies.
+    sub = active(lease_seconds=86400)
     params = {
         "hub.mode": "subscribe",
         "hub.topic": TOPIC,
         "hub.challenge": "c",
         "hub.lease_seconds": "7200",
     }
-    response = verify(client, sub, **params)
-    assert response.status_code == 200
+    with caplog.at_level(logging.INFO, logger="django_push"):
+        response = verify(client, sub, **params)
+    assert response.status_code == 404
+    assert "unrequested subscribe verification" in caplog.text
     sub.refresh_from_db()
-    assert sub.lease_seconds == 7200
+    assert sub.lease_seconds == 86400
+    assert sub.verified
+
+
+@pytest.mark.parametrize(("granted", "stored"), [("1", 3600), ("7200", 7200), ("9" * 30, 2592000)])
+def test_granted_lease_is_clamped(client, settings, granted, stored):
+    settings.PUSH_SUBSCRIBER_LEASE_RANGE = (3600, 2592000)
+    sub = make(pending="subscribe")
+    assert verify(client, sub, **{**SUBSCRIBE, "hub.lease_seconds": granted}).status_code == 200
+    sub.refresh_from_db()
+    assert sub.lease_seconds == stored
+    delta = sub.lease_expiration - timezone.now()
+    assert abs(delta.total_seconds() - stored) < 5
 
 
 def test_unrequested_unsubscribe_is_404_and_keeps_the_row(client):
@@ -284,7 +305,7 @@ def test_valid_signatures_over_http(live_server, received, algorithm):
     sub = active(secret="lol")
     body = b"<feed>signed</feed>"
     request = urllib.request.Request(
-        f"{live_server.url}/subscriber/{sub.pk}/",
+        f"{live_server.url}{capability(sub)}",
         data=body,
         headers={
             "X-Hub-Signature": signatures.sign("lol", body, algorithm),
@@ -344,7 +365,9 @@ def test_body_over_limit_is_413_and_touches_nothing(client, received, settings):
 def test_body_over_django_upload_limit_is_413(client, received, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 5
     settings.PUSH_MAX_BODY_SIZE = 100
-    assert deliver(client, active(), b"x" * 50).status_code == 413
+    response = deliver(client, active(), b"x" * 50)
+    assert response.status_code == 413
+    assert response.content == b"Body over 5 bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)"
     assert received == []
 
 
@@ -387,6 +410,8 @@ def test_handle_subscription_hook(client, settings):
             headers={"Link": '<http://x/>; rel="self"'},
         )
     )
+    request.GET = request.GET.copy()
+    request.GET["token"] = sub.callback_token
     response = Hook.as_view()(request, pk=sub.pk)
     assert response.status_code == 200
     assert seen["subscription"] == sub

@@ -66,6 +66,7 @@ def test_e006_bad_max_body_size(settings, value):
 @pytest.mark.parametrize("value", [0, "5", -3])
 def test_e007_bad_timeout(settings, value):
     settings.PUSH_TIMEOUT = value
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = False  # else W002 joins in
     assert ids(checks.check_common_settings()) == ["django_push.E007"]
 
 
@@ -101,6 +102,18 @@ def test_w101_private_addresses(settings):
     assert "django_push.W101" in ids(checks.check_hub_settings())
     settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = False
     assert "django_push.W101" not in ids(checks.check_hub_settings())
+
+
+def test_w101_follows_the_switch_in_effect(settings):
+    # The new name wins over the former one: W101 says what the guard really does.
+    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = False
+    assert "django_push.W101" not in ids(checks.check_hub_settings())
+    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = False
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = True
+    warnings = [m for m in checks.check_hub_settings() if m.id == "django_push.W101"]
+    assert len(warnings) == 1
+    assert warnings[0].msg.startswith("PUSH_ALLOW_PRIVATE_ADDRESSES is on")
 
 
 @pytest.mark.django_db

@@ -111,13 +111,14 @@ def test_subscriber_example(client, server, django_capture_on_commit_callbacks, 
     assert [r.form["hub.mode"] for r in server.requests if r.path == "/hub"] == [["subscribe"]] * 2
 
     Subscription.objects.filter(pk=followed.pk).update(verified=True)
-    client.post(f"/subscriber/{followed.pk}/", data=b"news", content_type="text/plain")
+    callback = followed.callback_url.removeprefix("http://testserver.com")
+    client.post(callback, data=b"news", content_type="text/plain")
     assert example.received[-1] == (followed.topic, b"news")
 
     request = (
         __import__("django.test", fromlist=["RequestFactory"])
         .RequestFactory()
-        .post("/", data=b"abc", content_type="text/plain")
+        .post(f"/?token={followed.callback_token}", data=b"abc", content_type="text/plain")
     )
     with caplog.at_level(logging.INFO):
         assert example.LoggingCallback.as_view()(request, pk=followed.pk).status_code == 200
@@ -229,11 +230,12 @@ def test_quickstart_subscribe_verify_and_receive(
     assert request.form["hub.mode"] == ["subscribe"]
     assert request.form["hub.topic"] == [topic]
     callback = f"http://www.example.com/subscriber/{subscription.pk}/"
-    assert request.form["hub.callback"] == [callback]
+    assert request.form["hub.callback"] == [f"{callback}?token={subscription.callback_token}"]
 
     # The hub verifies the intent through the callback view.
     path = callback.removeprefix("http://www.example.com")
     query = {
+        "token": subscription.callback_token,
         "hub.mode": "subscribe",
         "hub.topic": topic,
         "hub.challenge": "c-123",
@@ -246,7 +248,11 @@ def test_quickstart_subscribe_verify_and_receive(
 
     # The hub delivers content: the signal receiver sees it.
     with caplog.at_level(logging.INFO, logger=example.__name__):
-        response = client.post(path, data=b"<feed/>", content_type="application/atom+xml")
+        response = client.post(
+            f"{path}?token={subscription.callback_token}",
+            data=b"<feed/>",
+            content_type="application/atom+xml",
+        )
     assert response.status_code == 200
     assert f"{topic}: 7 bytes of application/atom+xml" in caplog.messages
 

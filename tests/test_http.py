@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from django_push import http
+from django_push import guard, http
 from django_push.exceptions import FetchError
 from tests.servers import Reply, Server
 
@@ -43,13 +43,13 @@ def test_check_url_refuses_non_http(url):
 
 
 def test_guard_refuses_literal_private_address(server):
-    with pytest.raises(FetchError, match="not public"):
+    with pytest.raises(FetchError, match="not a public address"):
         run(http.get(server.url, guard=True))
     assert server.requests == []
 
 
 def test_guard_refuses_names_resolving_to_private_addresses(server):
-    with pytest.raises(FetchError, match="not public"):
+    with pytest.raises(FetchError, match="not a public address"):
         run(http.get(f"http://localhost:{server.port}/", guard=True))
     assert server.requests == []
 
@@ -88,11 +88,12 @@ def test_response_helpers(server):
     assert response.content_type == 'text/plain; charset="latin-1"'
 
 
-def test_guard_checks_every_redirect_hop(server, monkeypatch):
-    # Pretend the test server's address is public; the redirect target is not.
-    monkeypatch.setattr(http, "is_public_address", lambda address: address == "127.0.0.1")
+def test_guard_checks_every_redirect_hop(server, monkeypatch, settings):
+    # Pretend the test server's address and port are allowed; the redirect target is not.
+    monkeypatch.setattr(guard, "is_public_address", lambda address: address == "127.0.0.1")
+    settings.PUSH_ALLOWED_PORTS = [80, server.port]
     server.default = Reply(302, headers={"Location": "http://10.0.0.1/internal"})
-    with pytest.raises(FetchError, match="10.0.0.1 is not public"):
+    with pytest.raises(FetchError, match="10.0.0.1 is not a public address"):
         run(http.get(server.url, guard=True, follow_redirects=True))
 
 
@@ -150,8 +151,8 @@ def test_get_does_not_follow_307_unless_asked(server):
 
 def test_credentials_are_not_sent_to_another_host(server):
     with Server() as other:
-        server.replies["/hub"] = Reply(307, headers={"Location": other.url + "/moved"})
-        run(http.post_form(server.url + "/hub", {"a": "b"}, auth=("user", "pw")))
+        server.replies["/topic"] = Reply(302, headers={"Location": other.url + "/moved"})
+        run(http.get(server.url + "/topic", auth=("user", "pw"), follow_redirects=True))
         assert "Authorization" in server.requests[0].headers
         assert other.requests[0].path == "/moved"
         assert "Authorization" not in other.requests[0].headers

@@ -407,6 +407,23 @@ def test_hub_url_comes_from_a_host_listed_in_allowed_hosts(client, server, setti
     assert Ping.objects.get().hub_url == "http://hub.example.net/hub/"
 
 
+def test_hub_url_keeps_only_the_port_the_request_reached(client, server, settings):
+    from django.contrib.sites.models import Site
+
+    settings.ALLOWED_HOSTS = ["hub.example.net", "127.0.0.1"]
+    Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": "hub.example.net"})
+    # The test client's request reaches port 80: a Host naming another port is the sender's.
+    assert publish_with_host(client, server, "hub.example.net:8443").status_code == 202
+    assert Ping.objects.get().hub_url == "http://hub.example.net/hub/"
+    Ping.objects.all().delete()
+    topic = server.url + "/topic"
+    response = client.post(
+        HUB, {"hub.mode": "publish", "hub.url": topic}, HTTP_HOST="hub.example.net:80"
+    )
+    assert response.status_code == 202
+    assert Ping.objects.get().hub_url == "http://hub.example.net:80/hub/"
+
+
 @pytest.mark.parametrize("host", ["evil.example", "a" * 2100, "x.hub.example.net"])
 def test_hub_url_never_comes_from_a_wildcard_matched_host(client, server, settings, host):
     from django.contrib.sites.models import Site

@@ -40,6 +40,14 @@ ROWS = [
     ("http://hub/", "http://a/", True, "2020-01-01 00:00:00", "old"),  # older duplicate
     ("http://hub/", "http://b/", False, None, ""),
     ("https://hub2/", "http://b/", True, None, "s3"),
+    # Verified duplicates with and without a lease: SQLite sorts NULL last in a descending
+    # order, PostgreSQL first. The dated lease must win on both.
+    ("http://hub/", "http://c/", True, None, "no-lease"),
+    ("http://hub/", "http://c/", True, "2030-01-01 00:00:00", "dated"),
+    ("http://hub/", "http://c/", True, None, "no-lease-newer"),
+    # Unverified duplicates: the newest wins.
+    ("http://hub/", "http://d/", False, None, "older"),
+    ("http://hub/", "http://d/", False, None, "newer"),
 ]
 
 
@@ -71,11 +79,16 @@ def test_11_database_migrates_in_place(at_11_schema):
     assert sorted(rows) == [
         ("http://hub/", "http://a/"),
         ("http://hub/", "http://b/"),
+        ("http://hub/", "http://c/"),
+        ("http://hub/", "http://d/"),
         ("https://hub2/", "http://b/"),
     ]
     # The duplicate kept is the verified one with the latest lease.
     assert rows["http://hub/", "http://a/"].secret == "s1"
     assert rows["http://hub/", "http://a/"].verified
+    # A dated lease counts as later than none, on every database.
+    assert rows["http://hub/", "http://c/"].secret == "dated"
+    assert rows["http://hub/", "http://d/"].secret == "newer"
     # Unverified 1.1 rows await the verification of their subscription.
     assert rows["http://hub/", "http://b/"].pending == "subscribe"
     assert rows["https://hub2/", "http://b/"].pending == ""

@@ -161,7 +161,10 @@ def test_push_domain_and_ssl_callback(settings):
     sub = Subscription.objects.create(
         topic="http://example.com/feed/", hub="http://hub.example.com"
     )
-    assert sub.callback_url == f"https://push.example.org/subscriber/{sub.pk}/"
+    # 2.1 appends the subscription's capability token (WebSub S-7) to 1.1's URL.
+    assert sub.callback_url == (
+        f"https://push.example.org/subscriber/{sub.pk}/?token={sub.callback_token}"
+    )
 
 
 def test_sites_framework_gives_the_callback_domain(settings):
@@ -172,7 +175,9 @@ def test_sites_framework_gives_the_callback_domain(settings):
     sub = Subscription.objects.create(
         topic="http://example.com/feed/", hub="http://hub.example.com"
     )
-    assert sub.callback_url == f"http://sites.example.net/subscriber/{sub.pk}/"
+    assert sub.callback_url == (
+        f"http://sites.example.net/subscriber/{sub.pk}/?token={sub.callback_token}"
+    )
 
 
 def test_initial_subscription_with_feedparser_discovery(server, django_capture_on_commit_callbacks):
@@ -285,7 +290,8 @@ def test_unsubscribing(server, live_domain):
         query = urlencode(
             {"hub.mode": "unsubscribe", "hub.topic": feed_url, "hub.challenge": "abc"}
         )
-        with urllib.request.urlopen(f"{callback}?{query}") as answer:
+        # The callback has a query string (its token): the hub appends with "&" (H-8).
+        with urllib.request.urlopen(f"{callback}&{query}") as answer:
             assert answer.read() == b"abc"
         return Reply(202)
 
@@ -324,7 +330,8 @@ def test_authentication_with_push_credentials(server, settings):
 
 def _deliver(client, subscription, body, **headers):
     return client.post(
-        reverse("subscriber_callback", args=[subscription.pk]),
+        reverse("subscriber_callback", args=[subscription.pk])
+        + f"?token={subscription.callback_token}",
         data=body,
         content_type="application/atom+xml",
         headers=headers,
@@ -421,9 +428,12 @@ def test_listening_with_a_view(settings):
     ]
     settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": urlpatterns})
     subscription = _active_subscription(secret="lol")
-    assert subscription.callback_url == f"http://testserver.com/subscriber/{subscription.pk}/"
+    token = subscription.callback_token
+    assert subscription.callback_url == (
+        f"http://testserver.com/subscriber/{subscription.pk}/?token={token}"
+    )
     response = Client().post(
-        f"/subscriber/{subscription.pk}/",
+        f"/subscriber/{subscription.pk}/?token={token}",
         data=FEED,
         content_type="application/atom+xml",
         headers={"X-Hub-Signature": signatures.sign("lol", FEED, "sha1")},

@@ -14,4 +14,5 @@ def test_subscribe_posts_to_real_hub(server, django_capture_on_commit_callbacks)
     assert server.requests, "no request reached the hub"
     form = server.requests[0].form
     assert form["hub.mode"] == ["subscribe"]
-    assert form["hub.callback"] == [f"http://testserver.com/subscriber/{sub.pk}/"]
+    assert form["hub.callback"] == [sub.callback_url]
+    assert sub.callback_url.startswith(f"http://testserver.com/subscriber/{sub.pk}/?token=")

@@ -152,3 +152,123 @@ def _dummy_backend():
     if find_spec("django.tasks"):
         return "django.tasks.backends.dummy.DummyBackend"
     return "django_tasks.backends.dummy.DummyBackend"
+
+
+# Moving 1.1 rows to capability URLs now --------------------------------------------------
+
+
+def test_renew_command_legacy_moves_every_11_row(server):
+    server.default = Reply(202)
+    far = timezone.now() + datetime.timedelta(days=20)
+    legacy = Subscription.objects.create(
+        topic="http://example.com/legacy",
+        hub=server.url,
+        verified=True,
+        lease_expiration=far,
+        callback_token=None,
+    )
+    dormant = Subscription.objects.create(
+        topic="http://example.com/dormant", hub=server.url, callback_token=None
+    )
+    Subscription.objects.create(  # already on a capability URL, lease far away: untouched
+        topic="http://example.com/new", hub=server.url, verified=True, lease_expiration=far
+    )
+    old_url = legacy.callback_url
+    call_command("renew_subscriptions", stdout=io.StringIO())
+    assert server.requests == []  # a plain run leaves a far lease alone
+
+    out = io.StringIO()
+    call_command("renew_subscriptions", "--legacy", stdout=out)
+    assert "1 subscription(s) to renew." in out.getvalue()
+    assert "1 unverified 1.1 subscription(s) given a token." in out.getvalue()
+    [request] = server.requests
+    legacy.refresh_from_db()
+    assert request.form["hub.callback"] == [legacy.callback_url]
+    assert "?token=" in legacy.callback_url
+    # The hub still has the old URL until the new one is verified; then it is unsubscribed.
+    assert (legacy.legacy_callback, legacy.legacy_moved_at) == (old_url, None)
+    dormant.refresh_from_db()
+    assert dormant.callback_token
+    assert not Subscription.objects.legacy().exists()
+
+
+def test_unsubscribing_a_row_in_the_middle_of_its_move_drops_both_urls(server):
+    server.default = Reply(202)
+    moving = Subscription.objects.create(
+        topic="http://example.com/f",
+        hub=server.url,
+        verified=True,
+        pending="subscribe",
+        legacy_callback="http://testserver.com/subscriber/1/",
+    )
+    moving.unsubscribe()
+    assert [r.form["hub.callback"] for r in server.requests] == [
+        ["http://testserver.com/subscriber/1/"],
+        [moving.callback_url],
+    ]
+    assert all(r.form["hub.mode"] == ["unsubscribe"] for r in server.requests)
+    moving.refresh_from_db()
+    assert moving.legacy_moved_at is not None  # its unsubscription is now expected
+
+
+def test_legacy_url_refuses_everything_but_its_unsubscription(client):
+    moving = Subscription.objects.create(
+        topic="http://example.com/f",
+        hub="http://hub.example/",
+        verified=True,
+        lease_expiration=timezone.now() + datetime.timedelta(days=1),
+        pending="subscribe",
+        legacy_callback="http://testserver.com/subscriber/1/",
+    )
+    url = reverse("subscriber_callback", args=[moving.pk])
+    base = {"hub.topic": moving.topic, "hub.challenge": "c", "hub.lease_seconds": "60"}
+    # Before the new URL is verified: content still arrives there, verifications do not.
+    assert client.post(url, data=b"x", content_type="text/plain").status_code == 200
+    for mode in ("subscribe", "unsubscribe", "denied"):
+        assert client.get(url, {**base, "hub.mode": mode}).status_code == 404
+    moving.refresh_from_db()
+    assert moving.pending == "subscribe" and moving.verified and moving.denied_at is None
+    # Once the unsubscription of the old URL is ours, its verification is answered.
+    Subscription.objects.filter(pk=moving.pk).update(legacy_moved_at=timezone.now())
+    response = client.get(url, {**base, "hub.mode": "unsubscribe"})
+    assert (response.status_code, response.content) == (200, b"c")
+    moving.refresh_from_db()
+    assert moving.legacy_callback == "" and moving.verified  # the row stays
+    assert client.get(url, {**base, "hub.mode": "unsubscribe"}).status_code == 404
+
+
+def test_legacy_unsubscription_task_and_a_legacy_hubs_204(server):
+    from django_push.subscriber.tasks import unsubscribe_legacy_task
+
+    server.default = Reply(204)
+    moved = Subscription.objects.create(
+        topic="http://example.com/f",
+        hub=server.url,
+        verified=True,
+        legacy_callback="http://testserver.com/subscriber/1/",
+        legacy_moved_at=timezone.now(),
+    )
+    unsubscribe_legacy_task.call(moved.pk)
+    moved.refresh_from_db()
+    assert moved.legacy_callback == ""
+    unsubscribe_legacy_task.call(987654)  # a vanished row is no error
+
+
+@pytest.mark.parametrize("reply", [Reply(500, b"down"), None])
+def test_legacy_unsubscription_failure_is_kept_for_the_next_renewal(
+    server, reply, caplog, unused_tcp_port
+):
+    hub = server.url if reply else f"http://127.0.0.1:{unused_tcp_port}/"
+    if reply:
+        server.default = reply
+    moved = Subscription.objects.create(
+        topic="http://example.com/f",
+        hub=hub,
+        verified=True,
+        legacy_callback="http://testserver.com/subscriber/1/",
+        legacy_moved_at=timezone.now(),
+    )
+    moved.unsubscribe_legacy()
+    moved.refresh_from_db()
+    assert moved.legacy_callback
+    assert "1.1 callback" in caplog.text

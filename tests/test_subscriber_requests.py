@@ -26,7 +26,7 @@ def test_subscribe_request_fields(server, django_capture_on_commit_callbacks):
     assert request.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
     assert request.headers["User-Agent"].startswith("django-push/")
     assert request.form == {
-        "hub.callback": [f"http://testserver.com/subscriber/{sub.pk}/"],
+        "hub.callback": [f"http://testserver.com/subscriber/{sub.pk}/?token={sub.callback_token}"],
         "hub.mode": ["subscribe"],
         "hub.topic": ["http://example.com/feed"],
     }

@@ -73,7 +73,12 @@ def test_subscriber_accepts_the_decoded_topic_in_a_verification(client):
     subscription = Subscription.objects.create(
         hub="https://hub.example/", topic="http://example.com/%7Euser/feed", pending="subscribe"
     )
-    params = {"hub.mode": "subscribe", "hub.challenge": "x", "hub.lease_seconds": "60"}
+    params = {
+        "token": subscription.callback_token,
+        "hub.mode": "subscribe",
+        "hub.challenge": "x",
+        "hub.lease_seconds": "60",
+    }
     url = f"/subscriber/{subscription.pk}/"
     assert (
         client.get(url, {**params, "hub.topic": "http://example.com/~other/feed"}).status_code

@@ -1,7 +1,15 @@
+import hashlib
 import logging
 
+from django.core.cache import cache
+
 from django_push.subscriber.models import Subscription
-from django_push.subscriber.signals import updated
+from django_push.subscriber.signals import (
+    subscription_denied,
+    subscription_failed,
+    subscription_verified,
+    updated,
+)
 from django_push.subscriber.views import CallbackView
 
 logger = logging.getLogger(__name__)
@@ -36,3 +44,40 @@ class LoggingCallback(CallbackView):
 def stop_following(topic_url):
     for subscription in Subscription.objects.filter(topic=topic_url):
         subscription.unsubscribe()  # the row goes once the hub verifies it
+
+
+# What the background request led to -------------------------------------------------------
+
+outcomes = []
+
+
+def on_verified(sender, subscription, lease_seconds, **kwargs):
+    outcomes.append(("verified", subscription.topic, lease_seconds))
+
+
+def on_failed(sender, subscription, mode, status, text, **kwargs):
+    # status is None when the hub could not be reached at all.
+    outcomes.append(("failed", subscription.topic, status))
+
+
+def on_denied(sender, subscription, reason, **kwargs):
+    outcomes.append(("denied", subscription.topic, reason))
+
+
+subscription_verified.connect(on_verified)
+subscription_failed.connect(on_failed)
+subscription_denied.connect(on_denied)
+
+
+def once(sender, notification, request, **kwargs):
+    # Hubs deliver at least once: a retry after a lost answer repeats a delivery. Drop a
+    # body already seen for this subscription within the day; cache.add() is atomic on
+    # shared caches (Redis, Memcached, the database), so two workers cannot both win.
+    key = f"push:{sender.pk}:{hashlib.sha256(notification).hexdigest()}"
+    if not cache.add(key, True, timeout=24 * 3600):
+        return
+    fresh.append(notification)
+
+
+fresh = []
+updated.connect(once)

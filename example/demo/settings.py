@@ -1,7 +1,7 @@
 """One project playing all three WebSub roles on 127.0.0.1: publisher, hub and subscriber.
 
 Plain HTTP on loopback, so the two development switches are on (see the settings reference:
-PUSH_HUB_ALLOW_PRIVATE_ADDRESSES and PUSH_INSECURE_SECRETS); never use them in production.
+PUSH_ALLOW_PRIVATE_ADDRESSES and PUSH_INSECURE_SECRETS); never use them in production.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 PUSH_DOMAIN = HOST
 PUSH_HUB = f"http://{HOST}/hub/"
 PUSH_HUB_URL = PUSH_HUB
-PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
+PUSH_ALLOW_PRIVATE_ADDRESSES = True
 PUSH_INSECURE_SECRETS = True
 PUSH_TIMEOUT = 10
 SILENCED_SYSTEM_CHECKS = ["django_push.W001", "django_push.W101"]

@@ -95,6 +95,7 @@ def check_subscriber_settings(
                 id="django_push.E006",
             )
         )
+    errors.extend(_check_lease_range())
     if conf.PUSH_INSECURE_SECRETS:
         errors.append(
             Warning(
@@ -105,6 +106,25 @@ def check_subscriber_settings(
             )
         )
     return errors
+
+
+def _check_lease_range() -> list[CheckMessage]:
+    value: object = conf.PUSH_SUBSCRIBER_LEASE_RANGE  # whatever was set
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(_positive_number(seconds, integer=True) for seconds in value)
+        and value[0] <= value[1] < 2**31
+    ):
+        return []
+    return [
+        Error(
+            "PUSH_SUBSCRIBER_LEASE_RANGE must be (shortest, longest): two positive integers of "
+            f"seconds with shortest <= longest < 2**31, not {value!r}.",
+            hint="The default is (3600, 2592000): one hour to thirty days.",
+            id="django_push.E009",
+        )
+    ]
 
 
 def check_hub_settings(
@@ -183,11 +203,11 @@ def check_hub_settings(
             )
     if not any(error.id == "django_push.E105" for error in errors):
         errors.extend(_check_claim_length())
-    if conf.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES:
+    if conf.PUSH_ALLOW_PRIVATE_ADDRESSES:  # the switch in effect, under either name
         errors.append(
             Warning(
-                "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES is on: the hub will fetch and deliver to "
-                "loopback and private network addresses.",
+                f"{_private_switch_name()} is on: the hub will fetch and deliver to "
+                "loopback and private network addresses, on any port, for whoever asks.",
                 hint="Use it for development and tests only.",
                 id="django_push.W101",
             )
@@ -224,15 +244,55 @@ def check_common_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Settings every role reads; each app registers this, Django runs it once."""
+    errors: list[CheckMessage] = []
     timeout = conf.PUSH_TIMEOUT
     if timeout is not None and not _positive_number(timeout, integer=False):
-        return [
+        errors.append(
             Error(
                 f"PUSH_TIMEOUT must be a positive number of seconds or None, not {timeout!r}.",
                 id="django_push.E007",
             )
-        ]
-    return []
+        )
+    errors.extend(_check_network_guard())
+    return errors
+
+
+def _private_switch_name() -> str:
+    """The name under which the development switch is set (the former one, or the new one)."""
+    from django.conf import settings
+
+    if hasattr(settings, "PUSH_ALLOW_PRIVATE_ADDRESSES"):
+        return "PUSH_ALLOW_PRIVATE_ADDRESSES"
+    return "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES"
+
+
+def _check_network_guard() -> list[CheckMessage]:
+    from django.conf import settings
+
+    errors: list[CheckMessage] = []
+    ports = conf.PUSH_ALLOWED_PORTS
+    if not isinstance(ports, (list, tuple, set, frozenset)) or not all(
+        isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 for port in ports
+    ):
+        errors.append(
+            Error(
+                f"PUSH_ALLOWED_PORTS must be a list of TCP port numbers, not {ports!r}.",
+                hint="The default is (80, 443).",
+                id="django_push.E008",
+            )
+        )
+    if conf.PUSH_ALLOW_PRIVATE_ADDRESSES and not settings.DEBUG:
+        name = _private_switch_name()
+        errors.append(
+            Warning(
+                f"{name} is on with DEBUG = False: the network guard is off, so the hub, "
+                "pings, discovery and subscription requests may reach loopback and private "
+                "addresses on any port.",
+                hint="Use it for development and tests only.",
+                id="django_push.W002",
+            )
+        )
+    return errors
 
 
 def check_hub_deployment(

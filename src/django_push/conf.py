@@ -92,6 +92,14 @@ class Settings:
         """Seconds between two runs of the self-scheduling lease renewal task."""
         return int(getattr(settings, "PUSH_RENEW_INTERVAL", 3600))
 
+    @property
+    def PUSH_SUBSCRIBER_LEASE_RANGE(self) -> tuple[int, int]:
+        """``(shortest, longest)`` lease the subscriber stores from a hub's verification."""
+        value: tuple[int, int] = getattr(
+            settings, "PUSH_SUBSCRIBER_LEASE_RANGE", (3600, 3 * TEN_DAYS)
+        )  # E009 checks it
+        return value
+
     # Hub --------------------------------------------------------------------------------
 
     @property
@@ -121,7 +129,7 @@ class Settings:
 
     @property
     def PUSH_HUB_ALLOW_PRIVATE_ADDRESSES(self) -> bool:
-        """Allow callbacks and topics on loopback, private, link-local or multicast addresses."""
+        """Former name of ``PUSH_ALLOW_PRIVATE_ADDRESSES``, still honoured when that is unset."""
         return bool(getattr(settings, "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES", False))
 
     @property
@@ -190,6 +198,25 @@ class Settings:
     def PUSH_HUB_MAX_PENDING(self) -> int:
         """Most verifications of intent pending at once in total; more get 429."""
         value: int = getattr(settings, "PUSH_HUB_MAX_PENDING", 5000)  # E105 checks it
+        return value
+
+    # Network guard (every role) ----------------------------------------------------------
+
+    @property
+    def PUSH_ALLOW_PRIVATE_ADDRESSES(self) -> bool:
+        """Turn the network guard off: any address, any port (development and tests only)."""
+        return bool(
+            getattr(
+                settings,
+                "PUSH_ALLOW_PRIVATE_ADDRESSES",
+                getattr(settings, "PUSH_HUB_ALLOW_PRIVATE_ADDRESSES", False),
+            )
+        )
+
+    @property
+    def PUSH_ALLOWED_PORTS(self) -> Sequence[int]:
+        """Ports outgoing requests may connect to while the guard is on (E008 checks it)."""
+        value: Sequence[int] = getattr(settings, "PUSH_ALLOWED_PORTS", (80, 443))
         return value
 
 

@@ -38,3 +38,7 @@ class FetchError(PushError):
         self.reason = reason
         self.status = status
         super().__init__(f"{url}: {reason}")
+
+
+class GuardRefusal(FetchError):
+    """The network guard refused the request (address, port or host): retrying cannot help."""

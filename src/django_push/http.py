@@ -1,29 +1,33 @@
 """The only module that talks HTTP out.
 
 Every request carries django-push's User-Agent and a timeout, bodies are read up
-to a size cap, and (for the hub) a resolver refuses non-public addresses so the
-hub cannot be turned against the network it runs in.
+to a size cap, and the network guard (``django_push.guard``) refuses private addresses
+and ports outside the allow-list unless the development switch is on: callers get it
+without asking, so none can forget it.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from django_push import UA
 from django_push.conf import conf
-from django_push.exceptions import FetchError
+from django_push.exceptions import FetchError, GuardRefusal
+from django_push.guard import (
+    GuardedConnector,
+    RefusedAddress,
+    enabled,
+    is_public_address,
+    refusal,
+)
 
 FormData = Sequence[tuple[str, str]] | Mapping[str, str]
 Credentials = tuple[str, str] | None
@@ -74,66 +78,49 @@ class Response:
         return self.headers.getall("Link", [])
 
 
-def is_public_address(address: str) -> bool:
-    """False for loopback, private, link-local, multicast, reserved and unspecified addresses."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+def check_url(url: str, *, guard: bool | None = None) -> None:
+    """Refuse non-http(s) URLs and, while guarded, what the network guard refuses up front.
 
-
-def check_url(url: str, *, guard: bool) -> None:
-    """Refuse non-http(s) URLs and, when ``guard`` is on, literal non-public IP hosts."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    The host is judged as aiohttp will see it (yarl's normalisation), so ``127。0。0。1`` is
+    the loopback literal it becomes. Names pass; their addresses are checked on connecting.
+    """
+    try:
+        target = URL(url)
+        absolute = target.scheme in ("http", "https") and bool(target.raw_host)
+    except ValueError:  # "http://[::1", a host IDNA cannot encode, ...
+        absolute = False
+    if not absolute:
         raise FetchError(url, "not an absolute http(s) URL")
-    if guard:
-        try:
-            literal = ipaddress.ip_address(parts.hostname)
-        except ValueError:
-            return  # a name: the resolver checks what it resolves to
-        if not is_public_address(str(literal)):
-            raise FetchError(url, f"address {literal} is not public")
-
-
-class RefusedAddress(OSError):
-    """A host name resolved to an address the guard refuses."""
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default resolver, then refuses non-public addresses."""
-
-    def __init__(self) -> None:
-        self._resolver = DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._resolver.resolve(host, port, family)
-        for result in results:
-            if not is_public_address(result["host"]):
-                raise RefusedAddress(f"{host} resolves to {result['host']}, which is not public")
-        return results
-
-    async def close(self) -> None:
-        await self._resolver.close()
+    if _guarding(guard):
+        reason = refusal(target)
+        if reason is not None:
+            raise GuardRefusal(url, reason)
 
 
 def guard_enabled() -> bool:
-    return not conf.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES
+    """Whether requests are guarded by default (the development switch is off)."""
+    return enabled()
 
 
-def client_session(*, guard: bool = False, limit: int = 100) -> aiohttp.ClientSession:
-    """A session with our User-Agent; one per batch of work, shared by its requests."""
-    connector = aiohttp.TCPConnector(
-        limit=limit, resolver=GuardedResolver() if guard else None, ttl_dns_cache=60
+def _guarding(guard: bool | None) -> bool:
+    return enabled() if guard is None else guard
+
+
+def same_origin(first: str | URL, second: str | URL) -> bool:
+    """Same scheme, host and port: where a request body (and ``hub.secret``) may be resent."""
+    one, other = URL(first), URL(second)
+    return (one.scheme, one.host, one.port) == (other.scheme, other.host, other.port)
+
+
+def client_session(*, guard: bool | None = None, limit: int = 100) -> aiohttp.ClientSession:
+    """A session with our User-Agent; one per batch of work, shared by its requests.
+
+    Guarded unless the development switch is on (``guard=None``, the default).
+    """
+    connector = (
+        GuardedConnector(limit=limit, ttl_dns_cache=60)
+        if _guarding(guard)
+        else aiohttp.TCPConnector(limit=limit, ttl_dns_cache=60)
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -172,14 +159,18 @@ async def request(
     timeout: float | None = None,
     max_bytes: int = SMALL_BODY,
     follow_redirects: bool = False,
-    guard: bool = False,
+    guard: bool | None = None,
     session: aiohttp.ClientSession | None = None,
 ) -> Response:
-    """Send one request and return its ``Response``; transport failures raise ``FetchError``.
+    """Send one request and return its ``Response``; transport failures raise ``FetchError``
+    (``GuardRefusal`` when the network guard refused it: retrying cannot help).
 
     With ``follow_redirects=False``, 307 and 308 are still followed for POSTs: WebSub
     lets a hub move with them and asks subscribers to repeat the request (S-8). Any other
     3xx is returned as it is (a verification answered with a redirect has failed, H-10).
+    A redirect that would resend a body to another origin (another host or port, or from
+    HTTPS to HTTP) raises ``FetchError``: a subscription request carries ``hub.secret``.
+    The network guard applies unless ``guard=False`` or the development switch is on.
     """
     own_session = session is None
     session = session or client_session(guard=guard)
@@ -204,12 +195,18 @@ async def request(
                     or (follow_redirects and status in REDIRECTS)
                 ):
                     target_url = response.url.join(URL(location))
-                    if target_url.origin() != response.url.origin():
+                    if status == 303 or (status in (301, 302) and method == "POST"):
+                        method, kwargs["data"] = "GET", None
+                    if not same_origin(response.url, target_url):
+                        if kwargs["data"] is not None:
+                            raise FetchError(
+                                url,
+                                f"HTTP {status} to another origin ({target_url.origin()}): "
+                                "the request body is not sent there",
+                            )
                         kwargs["headers"].pop("Authorization", None)  # credentials stay home
                     url = str(target_url)
                     params = None  # already part of the URL redirected from
-                    if status == 303 or (status in (301, 302) and method == "POST"):
-                        method, kwargs["data"] = "GET", None
                     continue
                 body = await _read(response, max_bytes)
                 return Response(str(response.url), response.status, response.headers, body)
@@ -217,23 +214,22 @@ async def request(
     except TimeoutError as exc:
         raise FetchError(url, f"no answer within {kwargs['timeout'].total} seconds") from exc
     except (aiohttp.ClientError, OSError) as exc:
-        refused = _refused(exc)
-        reason = str(refused or exc) or type(exc).__name__
-        raise FetchError(url, reason) from exc
+        raise _failure(url, exc) from exc
     finally:
         if own_session:
             await session.close()
 
 
-def _refused(exc: BaseException | None) -> RefusedAddress | None:
-    """The guard's refusal, if it is what made aiohttp give up."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, RefusedAddress):
-            return exc
-        exc = getattr(exc, "os_error", None) or exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+def _failure(url: str, exc: BaseException) -> FetchError:
+    """The ``FetchError`` for a transport failure: a ``GuardRefusal`` if the guard caused it."""
+    cause: BaseException | None = exc
+    for _ in range(5):
+        if cause is None:
+            break
+        if isinstance(cause, RefusedAddress):
+            return GuardRefusal(url, str(cause))
+        cause = getattr(cause, "os_error", None) or cause.__cause__ or cause.__context__
+    return FetchError(url, str(exc) or type(exc).__name__)
 
 
 def _with_params(url: str, params: Sequence[tuple[str, str]] | None) -> str:
@@ -259,6 +255,7 @@ async def get(url: str, **kwargs: Any) -> Response:
 __all__ = [
     "CIMultiDict",
     "FetchError",
+    "GuardRefusal",
     "Response",
     "check_url",
     "client_session",
@@ -267,6 +264,7 @@ __all__ = [
     "is_public_address",
     "post_form",
     "request",
+    "same_origin",
 ]
 
 
@@ -277,15 +275,14 @@ async def deliver(
     headers: Mapping[str, str],
     *,
     timeout: float | None = None,
-    guard: bool = False,
+    guard: bool | None = None,
 ) -> int:
     """POST ``body`` to ``url`` and return the status; the answer's body is not read.
 
     Redirects are not followed: WebSub counts a 3xx as a failed delivery (H-17).
-    Transport failures raise ``FetchError``.
+    Transport failures raise ``FetchError``, the guard's refusals ``GuardRefusal``.
     """
-    if guard:  # callbacks were checked when subscribed; the guard re-checks literal addresses
-        check_url(url, guard=guard)
+    check_url(url, guard=guard)  # the session's connector checks again where it connects
     options: dict[str, Any] = {"allow_redirects": False}
     if timeout is not None:  # else the session's default
         options["timeout"] = _timeout(timeout)
@@ -295,5 +292,4 @@ async def deliver(
     except TimeoutError as exc:
         raise FetchError(url, "no answer in time") from exc
     except (aiohttp.ClientError, OSError) as exc:
-        refused = _refused(exc)
-        raise FetchError(url, str(refused or exc) or type(exc).__name__) from exc
+        raise _failure(url, exc) from exc

@@ -72,16 +72,9 @@ TRANSIENT_STATUSES = frozenset({408, 429})
 def _transient(exc: FetchError) -> bool:
     """A timeout or a failed connection, not a refusal: the topic may answer next time.
     Over the size cap, too many redirects or a refused address are final."""
-    cause = exc.__cause__
-    if isinstance(cause, TimeoutError):
-        return True
-    if not isinstance(cause, aiohttp.ClientConnectionError):
+    if isinstance(exc, http.GuardRefusal):
         return False
-    for _ in range(5):  # the guard's refusal, wrapped by aiohttp
-        if cause is None or isinstance(cause, http.RefusedAddress):
-            break
-        cause = getattr(cause, "os_error", None) or cause.__cause__ or cause.__context__
-    return not isinstance(cause, http.RefusedAddress)
+    return isinstance(exc.__cause__, (TimeoutError, aiohttp.ClientConnectionError))
 
 
 def _fetch_failed(

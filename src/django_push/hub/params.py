@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ from django.utils.module_loading import import_string
 
 from django_push import http, protocol
 from django_push.conf import conf
+from django_push.exceptions import FetchError
 from django_push.urlnorm import decode_unreserved
 
 MAX_URL_LENGTH = 2048
@@ -99,7 +99,7 @@ def check_public_url(url: str, name: str) -> None:
     """An absolute http(s) URL, and (unless allowed) not on a private network."""
     try:
         parts = urlsplit(url)
-        host, port = parts.hostname, parts.port  # .port raises for "x:99999" or "x:abc"
+        host, _port = parts.hostname, parts.port  # .port raises for "x:99999" or "x:abc"
     except ValueError:  # "http://[::1" and the like
         raise InvalidRequest(f"{name} must be an absolute http or https URL") from None
     if parts.scheme not in ("http", "https") or not host:
@@ -108,16 +108,12 @@ def check_public_url(url: str, name: str) -> None:
         raise InvalidRequest(f"{name} is longer than {MAX_URL_LENGTH} characters")
     if any(ord(char) < 0x20 or char == "\x7f" for char in url):
         raise InvalidRequest(f"{name} must not contain control characters")
-    if not http.guard_enabled():
-        return
+    # No DNS lookup here: it would block the request thread, once per URL. Addresses, ports
+    # and loopback names are refused now; the guard checks what a name resolves to on connecting.
     try:
-        infos = socket.getaddrinfo(host, port or 80, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as exc:
-        raise InvalidRequest(f"{name} host {host} does not resolve") from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not http.is_public_address(address):
-            raise InvalidRequest(f"{name} resolves to {address}, which is not a public address")
+        http.check_url(url)
+    except FetchError as exc:
+        raise InvalidRequest(f"{name}: {exc.reason}") from None
 
 
 def topic_allowed(topic: str) -> bool:

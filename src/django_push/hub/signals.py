@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-from functools import partial
-from typing import Any
-
-from django.db import models, transaction
 from django.dispatch import Signal
 
-logger = logging.getLogger("django_push")
+from django_push.dispatch import name_signals, send_on_commit
+
+__all__ = [
+    "content_published",
+    "delivery_failed",
+    "send_on_commit",
+    "subscription_activated",
+    "subscription_removed",
+]
 
 # Every signal is sent once the hub's own change is committed (at once outside a
-# transaction), with send_robust: a receiver that raises is logged on the "django_push"
-# logger, and the hub's bookkeeping, already committed, is not affected. Receivers run in
-# the worker that did the work: keep them quick, or enqueue a task.
+# transaction), with send_robust (see django_push.dispatch). Receivers run in the worker
+# that did the work: keep them quick, or enqueue a task.
 
 # A verification of intent for subscribe succeeded. sender: the HubSubscription class;
 # subscription: the HubSubscription, as saved; created: True for a new subscription,
@@ -38,32 +40,9 @@ content_published = Signal()
 delivery_failed = Signal()
 
 
-_NAMES = {
-    id(signal): name
-    for name, signal in [
-        ("subscription_activated", subscription_activated),
-        ("subscription_removed", subscription_removed),
-        ("content_published", content_published),
-        ("delivery_failed", delivery_failed),
-    ]
-}
-
-
-def send_on_commit(signal: Signal, sender: type[models.Model], *each: dict[str, Any]) -> None:
-    """Send ``signal`` once per dict of keyword arguments in ``each``, when the current
-    transaction commits (at once outside one); nothing is sent if it rolls back."""
-    if each:
-        transaction.on_commit(partial(_send, signal, sender, each), robust=True)
-
-
-def _send(signal: Signal, sender: type[models.Model], each: tuple[dict[str, Any], ...]) -> None:
-    for kwargs in each:
-        for receiver, result in signal.send_robust(sender=sender, **kwargs):
-            if isinstance(result, Exception):
-                logger.error(
-                    "Receiver %s of the hub's %s signal raised: %r",
-                    getattr(receiver, "__qualname__", receiver),
-                    _NAMES.get(id(signal), "unnamed"),
-                    result,
-                    exc_info=result,
-                )
+name_signals(
+    subscription_activated=subscription_activated,
+    subscription_removed=subscription_removed,
+    content_published=content_published,
+    delivery_failed=delivery_failed,
+)

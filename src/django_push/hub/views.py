@@ -98,13 +98,16 @@ class HubView(View):
 
         Without ``PUSH_HUB_URL``, the Host header is used only when it names a host listed
         as such in ``ALLOWED_HOSTS``: one matched by ``*`` or a ``.domain`` pattern may be
-        anything the sender chose. (Its port is kept, as the development server needs it.)
+        anything the sender chose. Its port is kept only when it is the port the request reached
+        (the development server's).
         Next comes the current ``django.contrib.sites`` Site.
         """
         if conf.PUSH_HUB_URL:
             return conf.PUSH_HUB_URL
-        domain, _port = split_domain_port(request.get_host())
-        if domain in listed_hosts():
+        domain, port = split_domain_port(request.get_host())
+        # A port in Host is kept only when it is the port the request reached (the
+        # development server's): any other one is the sender's choice.
+        if domain in listed_hosts() and (not port or port == str(request.get_port())):
             return request.build_absolute_uri(request.path)
         if apps.is_installed("django.contrib.sites"):
             from django.contrib.sites.models import Site

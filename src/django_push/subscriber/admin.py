@@ -10,8 +10,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from django_push import protocol
 from django_push.exceptions import PushError
 from django_push.subscriber.models import Subscription
+from django_push.subscriber.renewal import send_each
 
 
 class ExpirationFilter(admin.SimpleListFilter):
@@ -52,6 +54,8 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "denied_reason",
         "last_error",
         "last_notification_at",
+        "legacy_callback",
+        "legacy_moved_at",
     ]
     fields = ["hub", "topic", "verified", "lease_expiration", *readonly_fields]
     actions = ["renew", "unsubscribe"]
@@ -67,27 +71,25 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Renew selected subscriptions"))
     def renew(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        self._run(request, queryset, "subscribe", _("renewed"))
+        # A renewal also moves a 1.1 row to a capability URL.
+        self._send(request, queryset, protocol.SUBSCRIBE, _("renewed"))
 
     @admin.action(description=_("Unsubscribe from selected topics"))
     def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        self._run(request, queryset, "unsubscribe", _("asked to unsubscribe"))
+        self._send(request, queryset, protocol.UNSUBSCRIBE, _("asked to unsubscribe"))
 
-    def _run(
+    def _send(
         self,
         request: HttpRequest,
         queryset: QuerySet[Subscription],
-        method: str,
+        mode: protocol.Mode,
         done: Any,
     ) -> None:
-        succeeded = 0
-        for subscription in queryset:
-            try:
-                getattr(subscription, method)()
-            except PushError as exc:
-                self.message_user(request, f"{subscription}: {exc}", messages.ERROR)
-            else:
-                succeeded += 1
+        def report(subscription: Subscription, error: PushError | None) -> None:
+            if error is not None:
+                self.message_user(request, f"{subscription}: {error}", messages.ERROR)
+
+        succeeded, _failed = send_each(queryset, mode, report)
         if succeeded:
             self.message_user(
                 request,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-from urllib.parse import urlsplit
+from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import models, transaction
@@ -14,7 +15,15 @@ from django.utils.translation import gettext_lazy as _
 
 from django_push import http, protocol
 from django_push.conf import conf
+from django_push.dispatch import send_on_commit
 from django_push.exceptions import FetchError, HubError
+from django_push.subscriber import signals
+from django_push.subscriber.capability import (
+    MAX_TOKEN_LENGTH,
+    TOKEN_PARAM,
+    new_callback_token,
+    token_matches,
+)
 from django_push.subscriber.utils import (
     generate_random_string,
     get_domain,
@@ -57,10 +66,21 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         )
 
     def expiring(self, within: float | None = None) -> SubscriptionQuerySet:
-        """Verified subscriptions whose lease ends within ``within`` seconds (or has ended)."""
+        """Verified subscriptions to renew now: their lease ends within ``within`` seconds
+        (or has ended), ends later than ``PUSH_SUBSCRIBER_LEASE_RANGE`` allows (stored
+        before the clamp, e.g. by 1.1), or is unknown."""
         seconds = conf.PUSH_RENEW_BEFORE if within is None else within
-        limit = timezone.now() + datetime.timedelta(seconds=seconds)
-        return self.verified().filter(lease_expiration__lte=limit)
+        now = timezone.now()
+        longest = datetime.timedelta(seconds=conf.PUSH_SUBSCRIBER_LEASE_RANGE[1])
+        return self.verified().filter(
+            models.Q(lease_expiration__lte=now + datetime.timedelta(seconds=seconds))
+            | models.Q(lease_expiration__gt=now + longest)
+            | models.Q(lease_expiration__isnull=True)
+        )
+
+    def legacy(self) -> SubscriptionQuerySet:
+        """Rows from django-push 1.1 that still have a guessable callback (no token)."""
+        return self.filter(callback_token__isnull=True)
 
 
 class SubscriptionManager(models.Manager["Subscription"]):
@@ -75,6 +95,9 @@ class SubscriptionManager(models.Manager["Subscription"]):
 
     def expiring(self, within: float | None = None) -> SubscriptionQuerySet:
         return self.get_queryset().expiring(within)
+
+    def legacy(self) -> SubscriptionQuerySet:
+        return self.get_queryset().legacy()
 
     def subscribe(
         self, topic: str, hub: str | None = None, lease_seconds: int | None = None
@@ -108,11 +131,29 @@ class SubscriptionManager(models.Manager["Subscription"]):
         return await sync_to_async(self.subscribe)(topic, hub, lease_seconds)
 
 
+def clamp_lease(seconds: int) -> int:
+    """A lease granted by a hub, within ``PUSH_SUBSCRIBER_LEASE_RANGE``: a lease of 0 would
+    stop content at once, and one of 68 years would stop renewals."""
+    shortest, longest = conf.PUSH_SUBSCRIBER_LEASE_RANGE
+    return max(shortest, min(seconds, longest))
+
+
+# Which of a row's callback URLs a request reached: the one the hub has now, or the 1.1 URL
+# (no token) a moved row still has to unsubscribe.
+Callback = Literal["current", "legacy"]
+
+# last_notification_at is written at most this often per subscription: a write per
+# notification would cost most of the callback's time.
+NOTIFICATION_STAMP_INTERVAL = datetime.timedelta(minutes=1)
+
+
 class Subscription(models.Model):
     """A subscription of this site to a topic at a hub.
 
     ``verified`` is True once the hub has confirmed it; ``pending`` names the request
-    (subscribe or unsubscribe) that waits for the hub's verification.
+    (subscribe or unsubscribe) that waits for the hub's verification. Rows from 1.1 have
+    no ``callback_token`` until their next renewal moves them to a capability URL; until the
+    hub has dropped their old URL, ``legacy_callback`` holds it.
     """
 
     class Pending(models.TextChoices):
@@ -140,6 +181,21 @@ class Subscription(models.Model):
     denied_reason = models.TextField(_("reason of denial"), blank=True)
     last_error = models.TextField(_("last hub error"), blank=True)
     last_notification_at = models.DateTimeField(_("last notification"), null=True, blank=True)
+    # NULL, not "": a row from 1.1 has no token at all (see callback_for()).
+    callback_token = models.CharField(  # noqa: DJ001
+        _("callback token"),
+        max_length=MAX_TOKEN_LENGTH,
+        null=True,  # rows from 1.1, until their next renewal
+        blank=True,
+        default=new_callback_token,
+        editable=False,
+    )
+    legacy_callback = models.URLField(
+        _("1.1 callback to unsubscribe"), max_length=1023, blank=True, editable=False
+    )
+    legacy_moved_at = models.DateTimeField(
+        _("moved off the 1.1 callback"), null=True, blank=True, editable=False
+    )
 
     objects = SubscriptionManager()
 
@@ -170,13 +226,31 @@ class Subscription(models.Model):
     def truncated_topic(self) -> str:
         return self.topic if len(self.topic) <= 50 else f"{self.topic[:49]}…"
 
-    @property
-    def callback_url(self) -> str:
-        """The URL the hub calls back; empty until the row is saved."""
-        if self._state.adding:
-            return ""
+    # Callback URLs ------------------------------------------------------------------------
+
+    def tokenless_callback_url(self) -> str:
+        """The URL of 1.1: guessable, so only rows from 1.1 are reached there."""
         scheme = "https" if conf.PUSH_SSL_CALLBACK else "http"
         return f"{scheme}://{get_domain()}{reverse('subscriber_callback', args=[self.pk])}"
+
+    @property
+    def callback_url(self) -> str:
+        """The URL the hub calls back, with its token; empty until the row is saved."""
+        if self._state.adding:
+            return ""
+        url = self.tokenless_callback_url()
+        if self.callback_token is None:
+            return url
+        return f"{url}?{urlencode({TOKEN_PARAM: self.callback_token})}"
+
+    def callback_for(self, token: str | None) -> Callback | None:
+        """Which callback of this row a request carrying ``token`` reached; ``None`` for a
+        wrong or missing token (a guess)."""
+        if self.callback_token is None:  # a 1.1 row: its only URL has no token
+            return "current" if token is None else None
+        if token is None:
+            return "legacy" if self.legacy_callback else None
+        return "current" if token_matches(token, self.callback_token) else None
 
     def may_send_secret(self) -> bool:
         """WebSub sends secrets only to HTTPS hubs (S-6); ``PUSH_INSECURE_SECRETS`` overrides."""
@@ -196,6 +270,8 @@ class Subscription(models.Model):
         return await self.asend_request(protocol.SUBSCRIBE, lease_seconds)
 
     async def aunsubscribe(self) -> http.Response:
+        # The 1.1 URL first: once the main unsubscription is verified the row is gone.
+        await self.aunsubscribe_legacy()
         return await self.asend_request(protocol.UNSUBSCRIBE)
 
     def send_request(self, mode: protocol.Mode, lease_seconds: int | None = None) -> http.Response:
@@ -205,17 +281,36 @@ class Subscription(models.Model):
         self, mode: protocol.Mode, lease_seconds: int | None = None
     ) -> http.Response:
         """Send a subscription request (WebSub 5.1) and record what the hub said."""
+        await self._aprepare(mode)
+        callback_url = await sync_to_async(lambda: self.callback_url)()
+        data = self._request_data(mode, callback_url, lease_seconds)
+        response = await self._apost(mode, data)
+        await self._arecord_answer(mode, response, lease_seconds)
+        return response
+
+    async def _aprepare(self, mode: protocol.Mode) -> None:
+        """Mark the request pending (so the hub's verification is recognised) and, for a
+        subscription, choose the secret and move a 1.1 row to a capability URL."""
+        fields = ["pending", "requested_at"]
         if mode == protocol.SUBSCRIBE:
             if not self.may_send_secret():
                 self.secret = ""
             elif not self.secret:
                 self.secret = generate_random_string()
+            fields.append("secret")
+            if self.callback_token is None:
+                if self.verified:  # the hub delivers there: drop it once the new URL works
+                    self.legacy_callback = await sync_to_async(self.tokenless_callback_url)()
+                    self.legacy_moved_at = None
+                self.callback_token = new_callback_token()
+                fields += ["callback_token", "legacy_callback", "legacy_moved_at"]
         self.pending = mode
         self.requested_at = timezone.now()
-        await self.asave(update_fields=["secret", "pending", "requested_at"])
-        callback_url = await sync_to_async(lambda: self.callback_url)()
-        credentials = await sync_to_async(get_hub_credentials)(self.hub)
+        await self.asave(update_fields=fields)
 
+    def _request_data(
+        self, mode: protocol.Mode, callback_url: str, lease_seconds: int | None
+    ) -> list[tuple[str, str]]:
         data = [
             (protocol.CALLBACK, callback_url),
             (protocol.MODE, mode),
@@ -227,19 +322,25 @@ class Subscription(models.Model):
                 data.append((protocol.LEASE_SECONDS, str(lease)))
             if self.secret:
                 data.append((protocol.SECRET, self.secret))
+        return data
 
+    async def _apost(self, mode: protocol.Mode, data: list[tuple[str, str]]) -> http.Response:
+        credentials = await sync_to_async(get_hub_credentials)(self.hub)
         try:
-            response = await http.post_form(self.hub, data, auth=credentials)
+            return await http.post_form(self.hub, data, auth=credentials)
         except FetchError as exc:
-            await self._arecord_failure(f"Could not reach hub {self.hub}: {exc.reason}")
+            await self._arecord_failure(mode, None, f"Could not reach hub {self.hub}: {exc.reason}")
             raise SubscriptionError(
                 f"Error during request to hub {self.hub} for topic {self.topic}: {exc.reason}",
                 self,
             ) from exc
 
+    async def _arecord_answer(
+        self, mode: protocol.Mode, response: http.Response, lease_seconds: int | None
+    ) -> None:
         if response.status == 204:
             # PubSubHubbub 0.3 hubs answer 204 when they verified synchronously.
-            await self._aconfirm(mode, lease_seconds=None)
+            await self._aconfirm(mode, lease_seconds)
         elif response.ok:
             logger.info(
                 "Hub %s accepted the %s request for %s (%s)",
@@ -253,66 +354,155 @@ class Subscription(models.Model):
                 await self.asave(update_fields=["last_error"])
         else:
             text = response.text.strip()[:1000] or "(empty body)"
-            await self._arecord_failure(f"HTTP {response.status}: {text}")
+            await self._arecord_failure(mode, response.status, f"HTTP {response.status}: {text}")
             raise SubscriptionError(
                 f"Error during request to hub {self.hub} for topic {self.topic}: {text}",
                 self,
                 response,
             )
-        return response
 
-    async def _arecord_failure(self, message: str) -> None:
-        logger.error("%s request for %s failed: %s", self.pending or "Hub", self.topic, message)
+    async def _arecord_failure(self, mode: str, status: int | None, message: str) -> None:
+        logger.error("%s request for %s failed: %s", mode, self.topic, message)
         self.pending = self.Pending.NONE
         self.last_error = message
         await self.asave(update_fields=["pending", "last_error"])
+        failed = {"subscription": self, "mode": mode, "status": status, "text": message}
+        await sync_to_async(send_on_commit)(signals.subscription_failed, Subscription, failed)
 
     async def _aconfirm(self, mode: str, lease_seconds: int | None) -> None:
+        """A 0.3 hub's 204: the request is verified already."""
         if mode == protocol.UNSUBSCRIBE:
-            await self.adelete()
+            await sync_to_async(self.confirm_unsubscription)()
+        else:
+            asked = lease_seconds or conf.PUSH_LEASE_SECONDS or conf.PUSH_SUBSCRIBER_LEASE_RANGE[1]
+            await sync_to_async(self.confirm_subscription)(asked)
+
+    async def aunsubscribe_legacy(self) -> None:
+        """Ask the hub to drop the 1.1 URL this row moved away from.
+
+        Failures are logged, not raised: until the hub drops it, content arriving there is
+        dropped as a duplicate, and the next verified renewal asks again.
+        """
+        if not self.legacy_callback:
             return
-        self.verified = True
-        self.pending = self.Pending.NONE
-        self.last_error = ""
-        await self.asave(update_fields=["verified", "pending", "last_error"])
+        if self.legacy_moved_at is None:
+            self.legacy_moved_at = timezone.now()
+            await self.asave(update_fields=["legacy_moved_at"])
+        data = [
+            (protocol.CALLBACK, self.legacy_callback),
+            (protocol.MODE, protocol.UNSUBSCRIBE),
+            (protocol.TOPIC, self.topic),
+        ]
+        credentials = await sync_to_async(get_hub_credentials)(self.hub)
+        try:
+            response = await http.post_form(self.hub, data, auth=credentials)
+        except FetchError as exc:
+            logger.warning("Could not unsubscribe 1.1 callback of %s: %s", self.topic, exc.reason)
+            return
+        if response.status == 204:
+            await sync_to_async(self.confirm_legacy_unsubscription)()
+        elif not response.ok:
+            logger.warning(
+                "Hub %s refused to unsubscribe the 1.1 callback of %s: HTTP %s",
+                self.hub,
+                self.topic,
+                response.status,
+            )
 
-    # Called by the callback view ------------------------------------------------------
+    def unsubscribe_legacy(self) -> None:
+        async_to_sync(self.aunsubscribe_legacy)()
 
-    def confirm_subscription(self, lease_seconds: int) -> None:
-        """The hub verified (or re-verified) the subscription with this lease."""
-        self.verified = True
-        self.pending = self.Pending.NONE
-        self.lease_seconds = lease_seconds
-        self.set_expiration(lease_seconds)
-        self.denied_at = None
-        self.denied_reason = ""
-        self.last_error = ""
-        self.save(
-            update_fields=[
-                "verified",
-                "pending",
-                "lease_seconds",
-                "lease_expiration",
-                "denied_at",
-                "denied_reason",
-                "last_error",
-            ]
-        )
-
-    def deny(self, reason: str) -> None:
-        """The hub refused the subscription (WebSub 5.2)."""
-        self.verified = False
-        self.pending = self.Pending.NONE
-        self.denied_at = timezone.now()
-        self.denied_reason = reason
-        self.save(update_fields=["verified", "pending", "denied_at", "denied_reason"])
+    # Verifications from the hub, called by the callback view --------------------------------
 
     def expects(self, mode: str) -> bool:
-        """Whether a verification of ``mode`` answers a request of ours (S-12, C-4)."""
-        if mode == protocol.UNSUBSCRIBE:
-            return self.pending == self.Pending.UNSUBSCRIBE
-        if mode == protocol.SUBSCRIBE:
-            return self.pending == self.Pending.SUBSCRIBE or (
-                self.verified and self.pending == self.Pending.NONE
-            )
-        return False
+        """Whether a verification of ``mode`` answers a pending request of ours (S-12).
+
+        A hub-initiated re-verification of an active subscription is refused too (C-4):
+        answering it would let anyone re-subscribe our callback with their own secret.
+        """
+        return mode in (protocol.SUBSCRIBE, protocol.UNSUBSCRIBE) and self.pending == mode
+
+    def confirm_subscription(self, lease_seconds: int) -> bool:
+        """The hub verified our pending subscription with this lease (clamped).
+
+        One conditional UPDATE: False, and nothing changed, if the request was no longer
+        pending (a concurrent verification got there first).
+        """
+        seconds = clamp_lease(lease_seconds)
+        now = timezone.now()
+        changes: dict[str, Any] = {
+            "verified": True,
+            "pending": self.Pending.NONE,
+            "lease_seconds": seconds,
+            "lease_expiration": now + datetime.timedelta(seconds=seconds),
+            "denied_at": None,
+            "denied_reason": "",
+            "last_error": "",
+        }
+        if self.legacy_callback and self.legacy_moved_at is None:
+            changes["legacy_moved_at"] = now  # from now on the 1.1 URL gets duplicates
+        rows = Subscription.objects.filter(
+            pk=self.pk, pending=self.Pending.SUBSCRIBE, callback_token=self.callback_token
+        ).update(**changes)
+        if not rows:
+            return False
+        for name, value in changes.items():
+            setattr(self, name, value)
+        verified = {"subscription": self, "lease_seconds": seconds}
+        send_on_commit(signals.subscription_verified, Subscription, verified)
+        if self.legacy_callback:
+            transaction.on_commit(self._enqueue_legacy_unsubscription)
+        return True
+
+    def _enqueue_legacy_unsubscription(self) -> None:
+        from django_push.subscriber.tasks import unsubscribe_legacy_task
+        from django_push.tasks import enqueue
+
+        enqueue(unsubscribe_legacy_task, self.pk)
+
+    def confirm_unsubscription(self) -> bool:
+        """The hub verified our pending unsubscription: the row goes (one DELETE)."""
+        deleted, _ = Subscription.objects.filter(
+            pk=self.pk, pending=self.Pending.UNSUBSCRIBE
+        ).delete()
+        if not deleted:
+            return False
+        removed = {"subscription": self, "reason": "unsubscribed"}
+        send_on_commit(signals.subscription_removed, Subscription, removed)
+        return True
+
+    def confirm_legacy_unsubscription(self) -> bool:
+        """The hub verified the unsubscription of the 1.1 URL this row moved away from."""
+        rows = (
+            Subscription.objects.filter(pk=self.pk, legacy_moved_at__isnull=False)
+            .exclude(legacy_callback="")
+            .update(legacy_callback="")
+        )
+        self.legacy_callback = ""
+        return bool(rows)
+
+    def deny(self, reason: str) -> None:
+        """The hub refused the subscription (WebSub 5.2); may come at any time."""
+        changes: dict[str, Any] = {
+            "verified": False,
+            "pending": self.Pending.NONE,
+            "denied_at": timezone.now(),
+            "denied_reason": reason,
+        }
+        Subscription.objects.filter(pk=self.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(self, name, value)
+        denied = {"subscription": self, "reason": reason}
+        send_on_commit(signals.subscription_denied, Subscription, denied)
+
+    # Content from the hub ---------------------------------------------------------------
+
+    def record_notification(self) -> None:
+        """Stamp ``last_notification_at``, at most once a minute: decided from the value read
+        with the row, so most notifications write nothing."""
+        now = timezone.now()
+        last = self.last_notification_at
+        if last is not None and now - last < NOTIFICATION_STAMP_INTERVAL:
+            return
+        Subscription.objects.filter(pk=self.pk).update(last_notification_at=now)
+        self.last_notification_at = now

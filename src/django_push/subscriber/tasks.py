@@ -8,7 +8,6 @@ import logging
 from django.utils import timezone
 
 from django_push.conf import conf
-from django_push.exceptions import PushError
 from django_push.tasks import enqueue, task
 
 logger = logging.getLogger("django_push")
@@ -36,22 +35,24 @@ def unsubscribe_task(pk: int) -> int | None:
     return subscription.unsubscribe().status
 
 
+@task()
+def unsubscribe_legacy_task(pk: int) -> None:
+    """Ask the hub to drop the 1.1 callback URL of row ``pk``, which moved to a tokened one."""
+    from django_push.subscriber.models import Subscription
+
+    subscription = Subscription.objects.filter(pk=pk).first()
+    if subscription is not None:
+        subscription.unsubscribe_legacy()
+
+
 def renew_expiring(within: float | None = None) -> tuple[int, int]:
     """Renew every verified subscription whose lease ends within ``within`` seconds.
 
     Returns ``(renewed, failed)``; failures are logged and kept in ``last_error``.
     """
-    from django_push.subscriber.models import Subscription
+    from django_push.subscriber.renewal import renew_expiring as renew
 
-    renewed = failed = 0
-    for subscription in Subscription.objects.expiring(within).iterator():
-        try:
-            subscription.subscribe()
-        except PushError:
-            failed += 1
-        else:
-            renewed += 1
-    return renewed, failed
+    return renew(within)
 
 
 @task()

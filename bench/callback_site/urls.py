@@ -1,0 +1,20 @@
+"""The subscriber's callback, and the baseline: a bare view doing one indexed query."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+
+from django_push.subscriber.models import Subscription
+
+
+def bare(request: HttpRequest, pk: int) -> HttpResponse:
+    """What any Django view costs: read one row by primary key, answer a short text."""
+    subscription = Subscription.objects.filter(pk=pk).first()
+    return HttpResponse(subscription.topic if subscription else "", content_type="text/plain")
+
+
+urlpatterns = [
+    path("bare/<int:pk>/", bare),
+    path("subscriber/", include("django_push.subscriber.urls")),
+]

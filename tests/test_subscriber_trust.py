@@ -1,0 +1,315 @@
+"""Nobody but the hub we asked can steer a subscription (issue 8): capability callbacks
+(S-7), strict verification (S-12, C-4), forged denials and leases, the move of 1.1 rows.
+
+Everything here goes over real HTTP to a live server on 127.0.0.1; the end-to-end tests use
+this project's hub as the attacker's hub.
+"""
+
+from __future__ import annotations
+
+import datetime
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from django.contrib.sites.models import Site
+from django.utils import timezone
+
+from django_push.hub.models import HubSubscription, Intent
+from django_push.publisher import ping_hub
+from django_push.subscriber.models import Subscription
+from django_push.subscriber.signals import updated
+from tests.conftest import wait_until
+from tests.hub_queue import hub_queue  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TOPIC = "http://example.com/feed"
+
+
+@pytest.fixture
+def notifications():
+    received = []
+
+    def receiver(sender, notification, request, **kwargs):
+        received.append((sender.pk, notification, request.get_full_path()))
+
+    updated.connect(receiver)
+    yield received
+    updated.disconnect(receiver)
+
+
+@pytest.fixture
+def site(hub_queue, live_domain, settings, task_workers):  # noqa: F811
+    host = live_domain.url.removeprefix("http://")
+    Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": host, "name": host})
+    settings.PUSH_HUB = f"{live_domain.url}/hub/"
+    settings.PUSH_INSECURE_SECRETS = True  # the hub is plain HTTP on 127.0.0.1
+    return live_domain.url
+
+
+def fetch(url, data=None):
+    """(status, body) of a GET (or a POST of ``data``), whatever the status."""
+    try:
+        with urllib.request.urlopen(url, data=data) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def active(**fields):
+    defaults = {
+        "topic": TOPIC,
+        "hub": "http://hub.example.com/",
+        "verified": True,
+        "lease_seconds": 86400,
+        "lease_expiration": timezone.now() + datetime.timedelta(days=1),
+    }
+    return Subscription.objects.create(**{**defaults, **fields})
+
+
+def path_of(subscription):
+    """The callback's path, without the capability."""
+    return urlsplit(subscription.callback_url).path
+
+
+def with_params(url, **params):
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def state(subscription):
+    row = Subscription.objects.get(pk=subscription.pk)
+    return (row.verified, row.pending, row.lease_expiration, row.denied_at, row.secret)
+
+
+# The hijack of issue 8, through our own hub -------------------------------------------
+
+
+def test_hijack_through_a_hub_fails_and_deliveries_go_on(site, notifications):
+    topic = f"{site}/feed/"
+    subscription = Subscription.objects.subscribe(topic, lease_seconds=3600)
+    hub_side = wait_until(HubSubscription.objects.first, message="hub-side activation")
+    subscription.refresh_from_db()
+    assert hub_side.secret == subscription.secret != ""
+    before = state(subscription)
+
+    # The attacker knows the whole callback URL (the worst case) and asks the hub, anonymously,
+    # to subscribe it again with their own secret and lease.
+    forged = urlencode(
+        {
+            "hub.mode": "subscribe",
+            "hub.topic": topic,
+            "hub.callback": subscription.callback_url,
+            "hub.secret": "attacker",
+            "hub.lease_seconds": "2147483647",
+        }
+    ).encode()
+    assert fetch(f"{site}/hub/", forged)[0] == 202
+    wait_until(
+        lambda: Intent.objects.filter(secret="attacker").exclude(status="pending").exists(),
+        message="the forged intent to be decided",
+    )
+    intent = Intent.objects.get(secret="attacker")
+    assert intent.status == Intent.Status.FAILED
+    assert "404" in intent.reason  # our callback refused to echo
+    assert HubSubscription.objects.get().secret == subscription.secret  # the hub kept ours
+    assert state(subscription) == before
+
+    # The next delivery is signed with our secret, and accepted.
+    assert ping_hub(topic).status == 202
+    wait_until(lambda: notifications, message="the next notification")
+    assert notifications[0][0] == subscription.pk
+
+
+def test_guessed_callback_cannot_be_subscribed_at_a_hub(site):
+    topic = f"{site}/feed/"
+    subscription = Subscription.objects.subscribe(topic)
+    wait_until(HubSubscription.objects.first, message="hub-side activation")
+    guessed = f"{site}{path_of(subscription)}"
+    forged = urlencode(
+        {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": guessed, "hub.secret": "x"}
+    ).encode()
+    assert fetch(f"{site}/hub/", forged)[0] == 202
+    wait_until(
+        lambda: Intent.objects.filter(secret="x").exclude(status="pending").exists(),
+        message="the forged intent to be decided",
+    )
+    assert Intent.objects.get(secret="x").status == Intent.Status.FAILED
+    assert list(HubSubscription.objects.values_list("callback", flat=True)) == [
+        subscription.callback_url
+    ]
+
+
+# Guessed URLs --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", "x" * 200])
+def test_guessed_urls_get_the_404_of_an_unknown_subscription(live_domain, notifications, token):
+    subscription = active()
+    base = f"{live_domain.url}{path_of(subscription)}"
+    url = base if token is None else with_params(base, token=token)
+    unknown = f"{live_domain.url}/subscriber/{subscription.pk + 1000}/"
+    verification = {"hub.mode": "subscribe", "hub.topic": TOPIC, "hub.challenge": "c"}
+    before = state(subscription)
+
+    assert fetch(url, b"content") == fetch(unknown, b"content")
+    assert fetch(url, b"content")[0] == 404
+    assert fetch(with_params(url, **verification)) == fetch(with_params(unknown, **verification))
+    assert fetch(with_params(url, **verification))[0] == 404
+    assert notifications == []
+    assert state(subscription) == before
+    # The capability URL itself works.
+    assert fetch(subscription.callback_url, b"content")[0] == 200
+    assert len(notifications) == 1
+
+
+def test_callback_url_carries_an_unguessable_token(live_domain):
+    first, second = active(), active(topic="http://example.com/other")
+    for subscription in (first, second):
+        query = urlsplit(subscription.callback_url).query
+        assert query.startswith("token=")
+        assert len(query.removeprefix("token=")) >= 22  # >= 128 bits of base64
+    assert first.callback_url.split("=")[1] != second.callback_url.split("=")[1]
+
+
+# Forged denials and leases ---------------------------------------------------------------
+
+
+def test_forged_denial_on_a_guessed_url_changes_nothing(live_domain, notifications):
+    subscription = active()
+    before = state(subscription)
+    denial = {"hub.mode": "denied", "hub.topic": TOPIC, "hub.reason": "forged"}
+    assert fetch(with_params(f"{live_domain.url}{path_of(subscription)}", **denial))[0] == 404
+    assert state(subscription) == before
+    assert fetch(subscription.callback_url, b"still here")[0] == 200
+    assert [body for _, body, _ in notifications] == [b"still here"]
+
+
+@pytest.mark.parametrize("lease", ["0", "2147483647", "-5", "99999999999999999999"])
+def test_forged_lease_on_the_capability_url_changes_nothing(live_domain, notifications, lease):
+    # Even with the capability: no request of ours is pending, so nothing is verified.
+    subscription = active()
+    before = state(subscription)
+    verification = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": lease,
+    }
+    assert fetch(with_params(subscription.callback_url, **verification))[0] == 404
+    assert state(subscription) == before
+    assert fetch(subscription.callback_url, b"content")[0] == 200
+    assert len(notifications) == 1
+
+
+def test_unrequested_unsubscribe_on_the_capability_url_is_404(live_domain):
+    subscription = active()
+    params = {"hub.mode": "unsubscribe", "hub.topic": TOPIC, "hub.challenge": "c"}
+    assert fetch(with_params(subscription.callback_url, **params))[0] == 404
+    assert Subscription.objects.filter(pk=subscription.pk).exists()
+
+
+# 1.1 rows move to a tokened URL ----------------------------------------------------------
+
+
+def test_legacy_row_moves_on_renewal_without_duplicate_deliveries(site, notifications):
+    topic = f"{site}/feed/"
+    # A subscription made by django-push 1.1: no token, known to the hub at /subscriber/<pk>/.
+    legacy = Subscription.objects.create(
+        topic=topic,
+        hub=f"{site}/hub/",
+        verified=True,
+        secret="s" * 50,
+        lease_expiration=timezone.now() + datetime.timedelta(hours=2),
+        callback_token=None,
+    )
+    old_callback = f"{site}/subscriber/{legacy.pk}/"
+    assert legacy.callback_url == old_callback
+    HubSubscription.objects.create(
+        topic=topic,
+        callback=old_callback,
+        secret=legacy.secret,
+        lease_seconds=7200,
+        expires_at=timezone.now() + datetime.timedelta(hours=2),
+    )
+    assert ping_hub(topic).status == 202
+    wait_until(lambda: len(notifications) == 1, message="a delivery to the 1.1 callback")
+    assert notifications[0][2] == f"/subscriber/{legacy.pk}/"
+
+    # The next renewal moves it.
+    from django_push.subscriber.renewal import renew_expiring
+
+    assert renew_expiring() == (1, 0)
+    wait_until(
+        lambda: not HubSubscription.objects.filter(callback=old_callback).exists(),
+        message="the hub to drop the 1.1 callback",
+    )
+    legacy.refresh_from_db()
+    assert legacy.callback_token
+    assert legacy.callback_url != old_callback
+    assert legacy.legacy_callback == ""
+    assert list(HubSubscription.objects.values_list("callback", flat=True)) == [legacy.callback_url]
+
+    assert ping_hub(topic).status == 202
+    wait_until(lambda: len(notifications) == 2, message="a delivery to the new callback")
+    assert notifications[1][2] == urlsplit(legacy.callback_url)._replace(
+        scheme="", netloc=""
+    ).geturl().removeprefix("//")
+    # The old URL is now as unknown as any guess.
+    assert fetch(old_callback, b"content")[0] == 404
+    assert len(notifications) == 2
+
+
+def test_legacy_url_keeps_working_until_the_move(live_domain, notifications):
+    legacy = active(callback_token=None)
+    assert urlsplit(legacy.callback_url).query == ""
+    assert fetch(legacy.callback_url, b"1.1")[0] == 200
+    assert len(notifications) == 1
+
+
+def test_legacy_url_drops_duplicates_once_the_new_callback_is_verified(live_domain, notifications):
+    # Between the verification of the new callback and the hub's removal of the old one the
+    # hub delivers twice: the old URL answers 2xx and drops its copy.
+    moved = active(
+        legacy_callback=f"{live_domain.url}/subscriber/0/", legacy_moved_at=timezone.now()
+    )
+    assert fetch(f"{live_domain.url}{path_of(moved)}", b"copy")[0] == 200
+    assert notifications == []
+    assert fetch(moved.callback_url, b"original")[0] == 200
+    assert [body for _, body, _ in notifications] == [b"original"]
+
+
+# Bodies over Django's own limit ----------------------------------------------------------
+
+
+def test_body_over_data_upload_max_memory_size_is_413_naming_it(live_domain, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.PUSH_MAX_BODY_SIZE = 10_000
+    subscription = active()
+    status, body = fetch(subscription.callback_url, b"x" * 2000)
+    assert status == 413
+    assert b"DATA_UPLOAD_MAX_MEMORY_SIZE" in body and b"1000" in body
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100_000
+    status, body = fetch(subscription.callback_url, b"x" * 20_000)
+    assert status == 413
+    assert b"PUSH_MAX_BODY_SIZE" in body and b"10000" in body
+
+
+def test_pending_11_subscription_is_verified_at_its_old_url(live_domain, notifications):
+    # Migration 0003 marks 1.1's unverified rows as awaiting a subscribe verification, which
+    # the hub sends to the URL 1.1 gave it.
+    legacy = Subscription.objects.create(
+        topic=TOPIC, hub="http://hub.example.com/", pending="subscribe", callback_token=None
+    )
+    verification = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": "86400",
+    }
+    assert fetch(with_params(legacy.callback_url, token="guess", **verification))[0] == 404
+    assert fetch(with_params(legacy.callback_url, **verification)) == (200, b"c")
+    legacy.refresh_from_db()
+    assert legacy.verified and legacy.callback_token is None  # it moves at its next renewal
+    assert fetch(legacy.callback_url, b"content")[0] == 200
+    assert len(notifications) == 1
