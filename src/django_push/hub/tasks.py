@@ -19,15 +19,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_push")
 
 
+# Seconds a verification task on a worker waits after a batch that was not full, to let
+# a trickle of subscribe requests gather into the next batch.
+GATHER_SECONDS = 0.2
+
+
 @task()
-def verify_intent_task(intent_id: int | None = None) -> int:
-    """Verify pending intents a batch at a time until none is claimable; returns how many
-    were decided. (``intent_id`` is not needed: tasks enqueued by 2.0 still carry it.)"""
+def verify_intent_task(intent_id: int | None = None, gather: float = 0.0) -> int:
+    """Verify pending intents a batch at a time until none is claimable, waiting ``gather``
+    seconds after a batch that was not full; returns how many were decided. (``intent_id``
+    is not needed: tasks enqueued by 2.0 still carry it.)"""
     from django_push.hub.models import Intent
     from django_push.hub.verification import verify_pending
 
     Intent.objects.task_started()  # first: requests from now on enqueue another task
-    return verify_pending()
+    return verify_pending(gather=gather)
 
 
 def start_verification(intent_id: int) -> bool:
@@ -42,7 +48,11 @@ def start_verification(intent_id: int) -> bool:
     if Intent.objects.task_coming():
         return False
     Intent.objects.task_queued(intent_id)
-    return enqueue(verify_intent_task)
+    # A backend that can defer runs tasks on workers; the immediate one runs this one in
+    # the request, which must not wait.
+    configured = verify_intent_task.using(backend=conf.PUSH_TASK_BACKEND)
+    gather = GATHER_SECONDS if configured.get_backend().supports_defer else 0.0
+    return enqueue(verify_intent_task, None, gather)
 
 
 @task()
