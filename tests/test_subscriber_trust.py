@@ -163,6 +163,18 @@ def test_guessed_urls_get_the_404_of_an_unknown_subscription(live_domain, notifi
     assert len(notifications) == 1
 
 
+def test_guesses_do_not_fill_the_logs(live_domain, caplog):
+    subscription = active()
+    base = f"{live_domain.url}{path_of(subscription)}"
+    caplog.set_level("DEBUG")
+    for url in (base, with_params(base, token="wrong")):
+        assert fetch(url, b"content")[0] == 404
+    loud = [r for r in caplog.records if r.levelno >= 30]  # WARNING and above
+    assert loud == []
+    quiet = [r for r in caplog.records if r.name == "django_push" and "wrong token" in r.message]
+    assert len(quiet) == 2
+
+
 def test_callback_url_carries_an_unguessable_token(live_domain):
     first, second = active(), active(topic="http://example.com/other")
     for subscription in (first, second):

@@ -65,14 +65,21 @@ VERIFICATION_FIELDS = (
 
 
 class Answer(Exception):
-    """Stop handling the request and answer this (a refusal, or a silent 2xx drop)."""
+    """Stop handling the request and answer this (a refusal, or a silent 2xx drop).
+
+    Strangers can send refused requests at will, so Django's own warning for each 4xx
+    ("Not Found: ...") is left out: it would let them fill the logs. The view logs what an
+    operator needs itself.
+    """
 
     def __init__(self, status: int, message: str = "") -> None:
         super().__init__(status, message)
         self.response = plain_text(status, message)
+        self.response._has_been_logged = True  # type: ignore[attr-defined]  # django.utils.log
 
 
 def unknown() -> Answer:
+    logger.debug("Refused a request to an unknown callback or with a wrong token")
     return Answer(404, "Unknown subscription")
 
 

@@ -1,0 +1,890 @@
+"""The hub as deployed, driven over WebSub on 127.0.0.1, every figure a ratio from one run.
+
+The deployment: ``bench/hub_site`` (a startproject-like site with ``django_push.hub``) under
+gunicorn with 2 sync workers, and ``db_worker`` processes of django-tasks-db: SQLite in WAL
+mode with 1 worker (the embedded default), PostgreSQL with 2. A callback server (aiohttp, its
+own process) stands in for every subscriber: it echoes verification challenges, checks each
+delivery's sha256 signature and counts deliveries with timestamps; it also serves the topic
+(2 KB). The driver speaks only WebSub to the hub, and measures in the same run:
+
+- subscribe: N subscribe requests (with a secret) to the hub endpoint, as requests/s over a
+  bare Django view doing one INSERT on the same gunicorn (run before and after: the mean),
+  then the time until all N are active in the hub's database after the last request;
+- fan-out: a publish through the endpoint to the N subscribers, deliveries/s (from the
+  publish request to the last delivery) over a raw aiohttp client posting the same signed
+  body to the same callbacks at the hub's concurrency (run before and after each publish);
+  the publish's answer time and the first delivery;
+- latency: publish to first and to last delivery, p50 and p99, over repeated publishes to a
+  small topic (100 subscribers), with a random pause (up to the poll interval) between them;
+- flask-websub's hub (PyPI, its own virtual environment made with uv, Celery eager, the
+  same gunicorn), driven the same way, for the side-by-side figure.
+
+::
+
+    python bench/hub_deployed.py                     # N = 10,000: SQLite, PostgreSQL, flask-websub
+    python bench/hub_deployed.py --quick             # N = 200, SQLite only, 3 publishes (CI)
+    python bench/hub_deployed.py --src ../other/src  # another checkout's code
+    python bench/hub_deployed.py --setup sqlite --src src --src ../other/src  # both, one run
+    python bench/hub_deployed.py --setup postgres --subscribers 2000 --profile
+
+The interpreter needs the hub's dependencies with django-tasks-db and psycopg, plus the
+``bench-hub`` group (gunicorn; py-spy for ``--profile``; matplotlib for ``--plot``). PostgreSQL
+is reached through the ``PG*`` variables (127.0.0.1, user postgres); the database ``--pg-db``
+is dropped and created. Every process started is killed on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import contextlib
+import hashlib
+import hmac
+import itertools
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+BODY = b"<feed>" + b"x" * (2048 - 13) + b"</feed>"  # --body-bytes changes it
+SECRET = "bench-secret-0123456789abcdef"
+SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+
+
+def set_body(size: int) -> None:
+    """Make the topic's body (and the raw client's) ``size`` bytes long."""
+    global BODY, SIGNATURE
+    BODY = b"<feed>" + b"x" * (max(size, 32) - 13) + b"</feed>"
+    SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+
+
+def version_of(n: int) -> bytes:
+    """The topic's n-th version, as long as ``BODY``: a hub may skip unchanged content."""
+    return BODY[:6] + b"%012d" % n + BODY[18:]
+
+
+CONCURRENCY = 100  # the hub's PUSH_HUB_CONCURRENCY default; the raw client uses the same
+INTAKE_CONNECTIONS = 8  # the driver's connections to the hub endpoint (gunicorn has 2 workers)
+FLASK_WEBSUB = ["flask-websub==0.4.1", "celery>=5.3,<6", "gunicorn>=23"]
+PROCESSES: list[subprocess.Popen[bytes]] = []
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a process in its own session, so that it and its children can be killed."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=out, start_new_session=True, cwd=log.parent
+        )
+    PROCESSES.append(process)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if process in PROCESSES:
+        PROCESSES.remove(process)
+
+
+def stop_all() -> None:
+    for process in reversed(PROCESSES[:]):
+        stop(process)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        for process in PROCESSES:
+            if process.poll() is not None:
+                raise SystemExit(f"{process.args[:4]} exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(step)
+
+
+def answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, if only with a 4xx
+    except OSError:
+        return False
+
+
+def gunicorn(python: str, app: str, env: dict[str, str], work: Path, name: str) -> str:
+    port = free_port()
+    options = ["--workers", "2", "--worker-class", "sync", "--bind", f"127.0.0.1:{port}"]
+    options += ["--backlog", "2048", "--timeout", "900", "--graceful-timeout", "5"]
+    helps = subprocess.run([python, "-m", "gunicorn", "--help"], capture_output=True, text=True)
+    if "--no-control-socket" in helps.stdout:  # gunicorn 25+: else all share one socket path
+        options.append("--no-control-socket")
+    start([python, "-m", "gunicorn", app, *options], env, work / f"{name}.log")
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: answers(f"{base}/hub/"), 60, f"{name} to answer", step=0.2)
+    return base
+
+
+# --- the callback server (its own process) -----------------------------------------------
+
+# Shared counters: verifications, deliveries, first and last delivery (time.monotonic,
+# system-wide on Linux), deliveries with a wrong or missing signature.
+VERIFIED, POSTS, FIRST, LAST, BAD = range(5)
+
+
+def serve_callbacks(port: int, counters: Any, body_size: int) -> None:
+    from aiohttp import web
+
+    set_body(body_size)
+
+    def count(index: int, now: float) -> None:
+        with counters.get_lock():
+            counters[index] += 1
+            if index == POSTS:
+                counters[FIRST] = counters[FIRST] or now
+                counters[LAST] = now
+
+    async def verify(request: web.Request) -> web.Response:
+        if request.query.get("hub.mode") in ("subscribe", "unsubscribe"):
+            count(VERIFIED, time.monotonic())
+            return web.Response(text=request.query.get("hub.challenge", ""))
+        return web.Response(status=204)  # hub.mode=denied
+
+    async def deliver(request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(request.headers.get("X-Hub-Signature", ""), expected):
+            count(BAD, 0)
+        count(POSTS, time.monotonic())
+        return web.Response(status=204)
+
+    versions = itertools.count()
+
+    async def topic(request: web.Request) -> web.Response:
+        # flask-websub refuses content without both links; our hub ignores them.
+        links = f'<{request.url}>; rel="self", <http://127.0.0.1/hub>; rel="hub"'
+        headers = {"Content-Type": "application/atom+xml", "Link": links}
+        return web.Response(body=version_of(next(versions)), headers=headers)
+
+    async def main() -> None:
+        app = web.Application(client_max_size=2 * len(BODY) + 1024**2)
+        app.router.add_get("/cb/{topic}/{n}", verify)
+        app.router.add_post("/cb/{topic}/{n}", deliver)
+        app.router.add_get("/topic/{name}", topic)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=2048).start()
+        await asyncio.Event().wait()
+
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    asyncio.run(main())
+
+
+class Callbacks:
+    """The callback server's process and its counters."""
+
+    def __init__(self) -> None:
+        self.counters = multiprocessing.Array("d", 5)
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.process = multiprocessing.Process(
+            target=serve_callbacks, args=(port, self.counters, len(BODY)), daemon=True
+        )
+        self.process.start()
+        wait_until(lambda: answers(f"{self.base}/topic/warm"), 30, "the callback server")
+
+    def __getitem__(self, index: int) -> float:
+        value: float = self.counters[index]
+        return value
+
+    def reset(self) -> None:
+        with self.counters.get_lock():
+            for index in (POSTS, FIRST, LAST, BAD):
+                self.counters[index] = 0
+
+    def callback(self, topic: str, n: int) -> str:
+        return f"{self.base}/cb/{topic}/{n}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.base}/topic/{name}"
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+# --- the driver's requests ---------------------------------------------------------------
+
+
+async def post_forms(url: str, forms: list[dict[str, str]], connections: int) -> list[float]:
+    """POST each form to ``url`` over ``connections`` connections; the time of each answer."""
+    import aiohttp
+
+    done: list[float] = []
+    queue = iter(forms)
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        for form in queue:
+            async with session.post(url, data=form) as response:
+                await response.read()
+                if response.status != 202:
+                    raise SystemExit(f"{url} answered {response.status}: {await response.text()}")
+            done.append(time.monotonic())
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=900)
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(client(session) for _ in range(connections)))
+    return done
+
+
+def intake_rate(url: str, forms: list[dict[str, str]]) -> tuple[float, float, float]:
+    """``(requests/s, first sent, last answered)`` for POSTing ``forms`` to ``url``."""
+    started = time.monotonic()
+    done = asyncio.run(post_forms(url, forms, INTAKE_CONNECTIONS))
+    return len(forms) / (done[-1] - started), started, done[-1]
+
+
+async def raw_posts(urls: list[str]) -> None:
+    import aiohttp
+
+    headers = {"Content-Type": "application/atom+xml", "X-Hub-Signature": SIGNATURE}
+    semaphore = asyncio.Semaphore(CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(url: str) -> None:
+            async with semaphore, session.post(url, data=BODY, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
+        await asyncio.gather(*(post(url) for url in urls))
+
+
+def publish(hub: str, topic: str) -> float:
+    """POST hub.mode=publish; the time its answer took (s)."""
+    import urllib.request
+
+    # hub.url is the usual name; flask-websub reads only hub.topic (ours takes both, once).
+    data = urlencode({"hub.mode": "publish", "hub.url": topic, "hub.topic": topic}).encode()
+    started = time.monotonic()
+    request = urllib.request.Request(hub, data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=900) as response:
+        response.read()
+    return time.monotonic() - started
+
+
+# --- one setup: a hub, its database and workers ------------------------------------------
+
+
+@dataclass
+class Setup:
+    name: str
+    label: str
+    hub: str = ""  # the hub endpoint
+    bare: str = ""  # the baseline view on the same server
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    count_subscriptions: Callable[[str], int] = lambda topic: 0
+    pending_deliveries: Callable[[], int] = lambda: 0
+    versions: str = ""
+
+
+@dataclass
+class Figures:
+    label: str
+    subscribers: int
+    versions: str = ""
+    subscribe_rate: float = 0
+    bare_rate: float = 0
+    verified_after: float = 0  # s after the last subscribe request was answered
+    verify_rate: float = 0  # active subscriptions/s, from the first request
+    hub_rates: list[float] = field(default_factory=list)
+    steady_rates: list[float] = field(default_factory=list)  # from the first delivery on
+    raw_rates: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    first_delivery: list[float] = field(default_factory=list)
+    publish_answer: list[float] = field(default_factory=list)
+    latency_first: list[float] = field(default_factory=list)
+    latency_last: list[float] = field(default_factory=list)
+    worker_rss: float = 0  # MB, the largest db_worker's resident set after the fan-out
+    worker_peak: float = 0  # MB, the largest db_worker's peak resident set so far
+    bad_signatures: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> Setup:
+    db = "postgres" if name == "postgres" else "sqlite"
+    workers = args.workers or (2 if db == "postgres" else 1)
+    sqlite_path = work / "hub.sqlite3"
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([src, str(BENCH)]),
+        DJANGO_SETTINGS_MODULE="hub_site.settings",
+        BENCH_DB=db,
+        BENCH_SQLITE=str(sqlite_path),
+        PGDATABASE=args.pg_db,
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    if db == "postgres":
+        pg = [
+            "-h",
+            os.environ.get("PGHOST", "127.0.0.1"),
+            "-U",
+            os.environ.get("PGUSER", "postgres"),
+        ]
+        subprocess.run(["dropdb", *pg, "--if-exists", args.pg_db], check=True, timeout=60)
+        subprocess.run(["createdb", *pg, args.pg_db], check=True, timeout=60)
+    manage = [args.python, "-m", "django"]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=300, cwd=work)
+    versions = subprocess.run(
+        [
+            args.python,
+            "-c",
+            "import sys, django, aiohttp, django_push; print(f'Python {sys.version.split()[0]}, "
+            "Django {django.get_version()}, aiohttp {aiohttp.__version__}, django_push from "
+            "{django_push.__file__}')",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    setup = Setup(name, f"{Path(src).parent.name} {db}, {workers} db_worker")
+    setup.versions = versions
+    base = gunicorn(args.python, "hub_site.wsgi:application", env, work, "gunicorn")
+    setup.hub, setup.bare = f"{base}/hub/", f"{base}/bare/"
+    interval = ["--interval", str(args.interval)] if args.interval is not None else []
+    for n in range(workers):
+        command = [*manage, "db_worker", "--no-startup-delay", *interval]
+        setup.workers.append(start(command, env, work / f"db_worker-{n}.log"))
+
+    if db == "postgres":
+        import psycopg
+
+        connection = psycopg.connect(dbname=args.pg_db, autocommit=True)
+
+        def query(sql: str, *params: str) -> int:
+            row = connection.execute(sql.replace("?", "%s"), params).fetchone()
+            return int(row[0]) if row else 0
+
+    else:
+
+        def query(sql: str, *params: str) -> int:
+            with contextlib.closing(sqlite3.connect(sqlite_path, timeout=30)) as connection:
+                row = connection.execute(sql, params).fetchone()
+                return int(row[0]) if row else 0
+
+    setup.count_subscriptions = lambda topic: query(
+        "SELECT count(*) FROM push_hub_hubsubscription WHERE topic = ?", topic
+    )
+    setup.pending_deliveries = lambda: query(
+        "SELECT count(*) FROM push_hub_delivery WHERE status = ?", "pending"
+    )
+    return setup
+
+
+def flask_websub_setup(args: argparse.Namespace, work: Path) -> Setup:
+    """flask-websub in its own virtual environment (made once, under .venv/)."""
+    venv = REPO / ".venv" / "bench-flask-websub"
+    python = str(venv / "bin" / "python")
+    uv = shutil.which("uv")
+    if uv is None:
+        raise RuntimeError("uv not found: it makes flask-websub's environment")
+    if not Path(python).exists():
+        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    install = [uv, "pip", "install", "--quiet", "--python", python, *FLASK_WEBSUB]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise RuntimeError(f"flask-websub did not install: {done.stderr.strip()[-500:]}")
+    sqlite_path = work / "flask-websub.sqlite3"
+    env = dict(os.environ, PYTHONPATH=str(BENCH), BENCH_SQLITE=str(sqlite_path))
+    version = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('flask-websub'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    setup = Setup("flask-websub", f"flask-websub {version} (Celery eager), SQLite")
+    setup.versions = f"flask-websub {version} in {venv.name}"
+    base = gunicorn(python, "flask_websub_hub:app", env, work, "flask-websub")
+    setup.hub, setup.bare = f"{base}/hub", f"{base}/bare"
+
+    def query(sql: str, *params: str) -> int:
+        with contextlib.closing(sqlite3.connect(sqlite_path, timeout=30)) as connection:
+            row = connection.execute(sql, params).fetchone()
+            return int(row[0]) if row else 0
+
+    setup.count_subscriptions = lambda topic: query(
+        "SELECT count(*) FROM hub WHERE topic_url = ?", topic
+    )
+    return setup
+
+
+# --- the measures ------------------------------------------------------------------------
+
+
+def subscribe_forms(
+    callbacks: Callbacks, topic: str, count: int, first: int = 0
+) -> list[dict[str, str]]:
+    return [
+        {
+            "hub.mode": "subscribe",
+            "hub.topic": callbacks.topic(topic),
+            "hub.callback": callbacks.callback(topic, n),
+            "hub.secret": SECRET,
+            "hub.lease_seconds": "864000",
+        }
+        for n in range(first, count)
+    ]
+
+
+def subscribe(
+    setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.Namespace, done: int
+) -> None:
+    """Subscribe requests from ``done`` up to N between two runs of the bare view; then
+    wait until all N are active."""
+    n = figures.subscribers
+    topic_url = callbacks.topic("big")
+    bare_forms = subscribe_forms(callbacks, "bare", min(n - done, args.bare_requests))
+    intake_rate(setup.bare, bare_forms[:20])  # both gunicorn workers load the view
+    before, _, _ = intake_rate(setup.bare, bare_forms)
+    with profiling(setup, args, f"verification-{n}"):
+        rate, first, last = intake_rate(setup.hub, subscribe_forms(callbacks, "big", n, done))
+        wait_until(
+            lambda: setup.count_subscriptions(topic_url) >= n,
+            args.timeout,
+            f"{n} subscriptions to be active",
+            step=0.2,
+        )
+    active = time.monotonic()
+    after, _, _ = intake_rate(setup.bare, bare_forms)
+    figures.subscribe_rate, figures.bare_rate = rate, (before + after) / 2
+    figures.verified_after = active - last
+    figures.verify_rate = (n - done) / (active - first)
+    print(
+        f"  subscribe {done}..{n}: {rate:,.0f} req/s (bare INSERT {before:,.0f} before, "
+        f"{after:,.0f} after); all active {active - last:.1f} s after the last request, "
+        f"{figures.verify_rate:,.0f}/s from the first",
+        flush=True,
+    )
+
+
+def wait_idle(setup: Setup, timeout: float) -> None:
+    wait_until(lambda: setup.pending_deliveries() == 0, timeout, "pending deliveries", step=0.2)
+
+
+def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.Namespace) -> None:
+    """Each publish between two runs of the raw client: ratio over their mean."""
+    n = figures.subscribers
+    urls = [callbacks.callback("big", i) for i in range(n)]
+    topic = callbacks.topic("big")
+
+    def raw() -> float:
+        callbacks.reset()
+        started = time.monotonic()
+        asyncio.run(raw_posts(urls))
+        wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "raw deliveries", step=0.001)
+        return n / (callbacks[LAST] - started)
+
+    before = raw()
+    for round_ in range(args.rounds):
+        callbacks.reset()
+        with profiling(setup, args, f"fan-out-{n}" if round_ == 0 else ""):
+            started = time.monotonic()
+            figures.publish_answer.append(publish(setup.hub, topic))
+            wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "deliveries", step=0.001)
+        rate = n / (callbacks[LAST] - started)
+        figures.first_delivery.append(callbacks[FIRST] - started)
+        figures.bad_signatures += int(callbacks[BAD])
+        wait_idle(setup, args.timeout)
+        after = raw()
+        figures.hub_rates.append(rate)
+        figures.steady_rates.append((n - 1) / max(callbacks[LAST] - callbacks[FIRST], 1e-6))
+        figures.raw_rates += [before, after]
+        figures.ratios.append(rate / ((before + after) / 2))
+        print(
+            f"  fan-out round {round_ + 1}: hub {rate:,.0f}/s, raw {before:,.0f} and "
+            f"{after:,.0f}/s, ratio {figures.ratios[-1]:.2f}; publish answered in "
+            f"{1000 * figures.publish_answer[-1]:.0f} ms, first delivery after "
+            f"{1000 * figures.first_delivery[-1]:.0f} ms",
+            flush=True,
+        )
+        before = after
+    for worker in setup.workers:
+        rss, peak = memory_of(worker.pid)
+        figures.worker_rss = max(figures.worker_rss, rss)
+        figures.worker_peak = max(figures.worker_peak, peak)
+    if setup.workers:
+        print(
+            f"  db_worker RSS after the fan-out {figures.worker_rss:.0f} MB, "
+            f"peak {figures.worker_peak:.0f} MB",
+            flush=True,
+        )
+
+
+def memory_of(pid: int) -> tuple[float, float]:
+    """A process's resident set and its peak, in MB (Linux ``/proc``)."""
+    values = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(value.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def latency(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.Namespace) -> None:
+    """Publish to first and last delivery over repeated publishes to the small topic."""
+    count, topic = args.latency_subscribers, callbacks.topic("small")
+    pause = args.interval if args.interval is not None else 1.0
+    for _ in range(args.publishes):
+        time.sleep(random.uniform(0, pause))  # arrive anywhere in the workers' poll cycle
+        callbacks.reset()
+        started = time.monotonic()
+        publish(setup.hub, topic)
+        wait_until(lambda: callbacks[POSTS] >= count, args.timeout, "deliveries", step=0.001)
+        figures.latency_first.append(callbacks[FIRST] - started)
+        figures.latency_last.append(callbacks[LAST] - started)
+        figures.bad_signatures += int(callbacks[BAD])
+        wait_idle(setup, args.timeout)
+    first, last = figures.latency_first, figures.latency_last
+    print(
+        f"  latency over {len(first)} publishes to {count}: first p50 "
+        f"{1000 * percentile(first, 50):.0f} ms p99 {1000 * percentile(first, 99):.0f} ms, "
+        f"last p50 {1000 * percentile(last, 50):.0f} ms p99 {1000 * percentile(last, 99):.0f} ms",
+        flush=True,
+    )
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+# --- profiling the workers ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def profiling(setup: Setup, args: argparse.Namespace, phase: str) -> Iterator[None]:
+    """Sample every worker with py-spy during ``phase``; print where the time went."""
+    if not (args.profile and phase and setup.workers):
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    outputs, recorders = [], []
+    for worker in setup.workers:
+        out = Path(f"profile-{setup.name}-{phase}-{worker.pid}.txt").resolve()
+        command = [spy, "record", "--pid", str(worker.pid), "--format", "raw", "--rate", "200"]
+        recorders.append(
+            subprocess.Popen(
+                [*command, "--output", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
+        outputs.append(out)
+    time.sleep(0.5)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in recorders:
+            try:
+                recorder.wait(60)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+                recorder.wait()
+    stacks = "\n".join(out.read_text() for out in outputs if out.exists())
+    print(f"  profile of the db_worker(s) during {phase}: {', '.join(map(str, outputs))}")
+    print(where_time_goes(stacks))
+
+
+def where_time_goes(stacks: str, top: int = 15) -> str:
+    """Where the samples fell, by kind of work, then the functions most samples were in
+    (inclusive share) and the leaves (own share). py-spy leaves out threads it sees idle."""
+    kinds: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in stacks.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        total += int(count)
+        kind = kind_of_work(";".join(frames))
+        kinds[kind] = kinds.get(kind, 0) + int(count)
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+
+    def share(count: int) -> str:
+        return f"{100 * count / max(total, 1):5.1f}%"
+
+    lines = [f"    {total} samples; by kind of work:"]
+    ranked = sorted(kinds.items(), key=lambda item: -item[1])[:10]
+    lines += [f"    {share(count)}  {kind}" for kind, count in ranked]
+    lines.append("    functions (inclusive share, threading and asyncio plumbing left out):")
+    plumbing = ("(<frozen", "(threading.py)", "(asyncio/", "(concurrent/futures/", "management/")
+    shown = [item for item in inclusive.items() if not any(p in item[0] for p in plumbing)]
+    for frame, count in sorted(shown, key=lambda item: -item[1])[:top]:
+        lines.append(f"    {share(count)}  {frame}")
+    lines.append("    leaves (own share):")
+    for frame, count in sorted(own.items(), key=lambda item: -item[1])[:8]:
+        lines.append(f"    {share(count)}  {frame}")
+    return "\n".join(lines)
+
+
+def kind_of_work(stack: str) -> str:
+    """One sample's stack, named by the work it was doing (the first rule that matches)."""
+    if "django_push/http.py" in stack:
+        return (
+            "HTTP out (django_push.http, aiohttp): "
+            + stack.split(" (django_push/http.py")[0].rsplit(";", 1)[-1]
+        )
+    if "signatures.py" in stack:
+        return "signing"
+    if "close_old_connections" in stack or "get_new_connection" in stack:
+        return "closing and reopening the database connection between tasks"
+    if "django_push" in stack:
+        hub = re.findall(r";(\w+) \(django_push/hub/(\w+)\.py", stack)
+        where = f"{hub[-1][1]}.{hub[-1][0]}" if hub else "django_push"
+        database = any(name in stack for name in ("django/db/", "psycopg", "sqlite3"))
+        return f"{'database' if database else 'Python'} in {where}"
+    if "Worker.run_task" in stack:
+        return "db_worker: loading the task, saving its result"
+    if "Worker.run" in stack:
+        return "db_worker: polling for and claiming the next task"
+    if "async_to_sync" in stack or "Thread._bootstrap" in stack or "run_until_complete" in stack:
+        return "async_to_sync: a thread and an event loop per call"
+    return "other"
+
+
+# --- putting it together -----------------------------------------------------------------
+
+
+def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
+    with tempfile.TemporaryDirectory(prefix=f"bench-hub-{name}-") as tmp:
+        work = Path(tmp)
+        callbacks = Callbacks()
+        try:
+            if name == "flask-websub":
+                setup = flask_websub_setup(args, work)
+            else:
+                setup = django_setup(name, src, args, work)
+            print(f"[{setup.label}] {setup.versions}", flush=True)
+            # The small topic's subscribers first (not measured), then the measured N.
+            intake_rate(setup.hub, subscribe_forms(callbacks, "small", args.latency_subscribers))
+            small = callbacks.topic("small")
+            wait_until(
+                lambda: setup.count_subscriptions(small) >= args.latency_subscribers,
+                args.timeout,
+                "the small topic's subscriptions",
+            )
+            # Subscribers are added up to each size in turn; each size gets its fan-out.
+            results, done = [], 0
+            for size in args.subscribers:
+                figures = Figures(setup.label, size, setup.versions)
+                subscribe(setup, callbacks, figures, args, done)
+                fanout(setup, callbacks, figures, args)
+                results.append(figures)
+                done = size
+            latency(setup, callbacks, results[-1], args)
+            return results
+        except Exception:
+            logs = sorted(work.glob("*.log"))
+            for log in logs:
+                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}")
+            raise
+        finally:
+            stop_all()
+            callbacks.close()
+
+
+def table(results: list[Figures]) -> str:
+    def ms(value: float) -> str:
+        return f"{1000 * value:,.0f} ms"
+
+    def percentiles(values: list[float]) -> str:
+        return f"{ms(percentile(values, 50))} / {ms(percentile(values, 99))}" if values else "-"
+
+    header = [
+        "setup",
+        "N",
+        "subscribe req/s",
+        "ratio to bare INSERT",
+        "all active after last request",
+        "active/s from first request",
+        "deliveries/s",
+        "after the first",
+        "ratio to raw client",
+        "publish answered",
+        "first delivery",
+        "latency first p50 / p99",
+        "latency last p50 / p99",
+        "db_worker RSS / peak",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    for fig in results:
+        ratios = f"{statistics.median(fig.ratios):.2f}"
+        if len(fig.ratios) > 1:
+            ratios += f" ({min(fig.ratios):.2f}-{max(fig.ratios):.2f})"
+        row = [
+            fig.label,
+            f"{fig.subscribers:,}",
+            f"{fig.subscribe_rate:,.0f}",
+            f"{fig.subscribe_rate / fig.bare_rate:.2f}",
+            f"{fig.verified_after:.1f} s",
+            f"{fig.verify_rate:,.0f}",
+            f"{statistics.median(fig.hub_rates):,.0f}",
+            f"{statistics.median(fig.steady_rates):,.0f}",
+            ratios,
+            ms(statistics.median(fig.publish_answer)),
+            ms(statistics.median(fig.first_delivery)),
+            percentiles(fig.latency_first),
+            percentiles(fig.latency_last),
+            f"{fig.worker_rss:.0f} / {fig.worker_peak:.0f} MB" if fig.worker_peak else "-",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: list[Figures], path: Path) -> None:
+    """Deliveries/s against N: each hub, and the raw client measured beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for label in dict.fromkeys(fig.label for fig in results):
+        mine = [fig for fig in results if fig.label == label]
+        sizes = [fig.subscribers for fig in mine]
+        axes.plot(sizes, [statistics.median(fig.hub_rates) for fig in mine], "o-", label=label)
+        raw = [statistics.median(fig.raw_rates) for fig in mine]
+        axes.plot(sizes, raw, "x--", label=f"raw aiohttp client (beside {label})", alpha=0.6)
+    axes.set_xlabel("subscribers (N)")
+    axes.set_ylabel(f"deliveries/s ({len(BODY) / 1024:,.0f} KB, sha256)")
+    axes.set_title("Fan-out as deployed, 127.0.0.1, one run")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    print(f"plot: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 200, SQLite only (CI)")
+    parser.add_argument(
+        "--subscribers",
+        help="N, or sizes N1,N2,... measured in turn (default 10000; quick: 200)",
+    )
+    parser.add_argument(
+        "--setup",
+        action="append",
+        choices=["sqlite", "postgres", "flask-websub"],
+        help="what to measure (default: all three; quick: sqlite)",
+    )
+    parser.add_argument(
+        "--src",
+        action="append",
+        help="source tree to measure (default: this checkout's src); repeat to compare trees",
+    )
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the hub")
+    parser.add_argument("--workers", type=int, help="db_worker processes (default 1 SQLite, 2 PG)")
+    parser.add_argument("--interval", type=float, help="db_worker --interval (default its own)")
+    parser.add_argument("--rounds", type=int, help="publishes to N (default 3; quick: 1)")
+    parser.add_argument("--publishes", type=int, help="latency publishes (default 200; quick: 3)")
+    parser.add_argument("--latency-subscribers", type=int, help="(default 100; quick: 10)")
+    parser.add_argument("--bare-requests", type=int, default=1000, help="per baseline run")
+    parser.add_argument("--body-bytes", type=int, default=2048, help="the topic's size")
+    parser.add_argument("--pg-db", default="bench_hub_deployed")
+    parser.add_argument("--timeout", type=float, default=900, help="bound on each wait (s)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the db_workers")
+    parser.add_argument("--plot", help="write a PNG of deliveries/s against N here")
+    args = parser.parse_args()
+    quick = args.quick
+    sizes = args.subscribers or ("200" if quick else "10000")
+    args.subscribers = sorted({int(size.replace("_", "")) for size in sizes.split(",")})
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.publishes = args.publishes or (3 if quick else 200)
+    args.latency_subscribers = args.latency_subscribers or (10 if quick else 100)
+    if quick:
+        args.bare_requests = min(args.bare_requests, 100)
+    sources = [str(Path(src).resolve()) for src in args.src or [REPO / "src"]]
+    set_body(args.body_bytes)
+    setups = args.setup or (["sqlite"] if quick else ["sqlite", "postgres", "flask-websub"])
+
+    atexit.register(stop_all)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ctrl-C ends the run as SIGTERM does, also inside asyncio.run() (whose own handler only
+    # cancels the running task) and where the shell started the bench ignoring SIGINT.
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    started = time.monotonic()
+    results = []
+    runs = [(name, src) for name in setups for src in sources if name != "flask-websub"]
+    runs += [(name, "") for name in setups if name == "flask-websub"]
+    for name, src in runs:
+        try:
+            results += measure(name, src, args)
+        except RuntimeError as exc:  # flask-websub could not be set up
+            print(f"[{name}] not measured: {exc}", flush=True)
+    print()
+    size = f"{len(BODY) / 1024:,.0f} KB"
+    print(f"{size} bodies signed with sha256; raw client: aiohttp, {CONCURRENCY} connections")
+    print(table(results))
+    if args.plot:
+        plot(results, Path(args.plot))
+    bad = sum(fig.bad_signatures for fig in results)
+    print(f"deliveries with a wrong signature: {bad}; took {time.monotonic() - started:.0f} s")
+    if bad:
+        raise SystemExit("some deliveries were not signed correctly")
+
+
+if __name__ == "__main__":
+    main()
