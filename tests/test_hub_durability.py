@@ -4,10 +4,16 @@ and the sweeper enqueues again what a dead worker held or a lost task never star
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import io
+import os
+import signal
+import sqlite3
+import time
 
 import pytest
+from aiohttp import web
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -15,8 +21,10 @@ from django_push.conf import conf
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 from django_push.hub.tasks import publish_task, sweep, verify_intent_task
 from django_push.hub.verification import verify
+from tests.conftest import wait_until
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.servers import Reply
+from tests.test_hub_kill import ROOT, CountingServer, manage, run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub_queue")]
 
@@ -71,7 +79,7 @@ def test_verification_held_by_a_live_worker_is_not_run_twice(server):
         callback=server.url + "/cb",
         claimed_until=timezone.now() + FUTURE,
     )
-    assert verify_intent_task.call(intent.pk) is False
+    assert verify_intent_task.call(intent.pk) == 0
     assert not verify(intent)
     assert server.requests == []
     assert sweep() == (0, 0)
@@ -147,3 +155,81 @@ def test_ping_held_by_a_live_worker_is_not_fetched_twice(server):
     assert publish_task.call(ping.topic, ping.hub_url, ping.pk) is None
     assert sweep() == (0, 0)
     assert server.requests == []
+
+
+class EchoServer(CountingServer):
+    """Callbacks on 127.0.0.1 that echo the challenge after ``delay``; records who did."""
+
+    async def verification(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay)
+        self.received.add(int(request.match_info["n"]))
+        return web.Response(text=request.query["hub.challenge"])
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_get("/cb/{n}", self.verification)
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+
+
+INTENTS = """
+from django_push.hub.models import Intent
+from django_push.hub.tasks import verify_intent_task
+Intent.objects.bulk_create(
+    Intent(mode="subscribe", topic="http://testserver/feed", callback=f"{base}/cb/{{n}}")
+    for n in range({count})
+)
+verify_intent_task.enqueue()
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_batch_of_verifications_loses_none(tmp_path):
+    count = 1000
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "PUSH_WORKER_DB": str(tmp_path / "hub.sqlite3"),
+        "PYTHONPATH": str(ROOT),
+    }
+    database = env["PUSH_WORKER_DB"]
+
+    def verified() -> int:
+        with sqlite3.connect(database) as db:
+            [(done,)] = db.execute("SELECT COUNT(*) FROM push_hub_intent WHERE status='verified'")
+        return int(done)
+
+    with EchoServer(delay=0.05) as server:
+        run(env, "migrate", "--verbosity", "0")
+        run(env, "shell", "-c", INTENTS.format(base=f"http://127.0.0.1:{server.port}", count=count))
+        worker = manage(env, "db_worker", "--interval", "0.05", "--no-startup-delay")
+        try:
+            wait_until(lambda: len(server.received) >= 150, timeout=60, message="verifications")
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+        finally:
+            worker.kill()
+        at_kill = verified()
+        assert at_kill < count, "the worker finished before it could be killed"
+
+        time.sleep(2.5)  # let the dead worker's claim expire (PUSH_HUB_CLAIM_SECONDS = 2)
+        swept = run(env, "hub_sweep")
+        assert " 0 stale verification(s)" not in swept, swept
+        replacement = manage(env, "db_worker", "--interval", "0.05", "--no-startup-delay")
+        try:
+            wait_until(lambda: verified() == count, timeout=60, message="every verification")
+        finally:
+            replacement.terminate()
+            replacement.wait(10)
+
+    with sqlite3.connect(database) as db:
+        [(subscriptions,)] = db.execute("SELECT COUNT(*) FROM push_hub_hubsubscription")
+    assert subscriptions == count
+    assert server.received == set(range(count))
+    print(f"killed with {at_kill} of {count} verified")

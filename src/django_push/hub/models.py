@@ -9,7 +9,8 @@ expired (at-least-once delivery).
 from __future__ import annotations
 
 import datetime
-from typing import Any, Self, TypeVar
+from collections.abc import Iterable
+from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
 
 from django.db import models
@@ -19,12 +20,69 @@ from django.utils.translation import gettext_lazy as _
 _Row = TypeVar("_Row", bound=models.Model)
 
 
+class Grant(NamedTuple):
+    """A verified subscribe: the subscription it makes or renews."""
+
+    topic: str
+    callback: str
+    secret: str
+    lease: int
+
+
 class SubscriptionQuerySet(models.QuerySet["HubSubscription"]):
     def active(self) -> SubscriptionQuerySet:
         return self.filter(expires_at__gt=timezone.now())
 
     def expired(self) -> SubscriptionQuerySet:
         return self.filter(expires_at__lte=timezone.now())
+
+    def of_pairs(self, pairs: Iterable[tuple[str, str]]) -> SubscriptionQuerySet:
+        """The subscriptions of these (topic, callback) pairs, by pk: two ``IN`` lists, so
+        the statement stays flat whatever the number of pairs."""
+        wanted = set(pairs)
+        topics = {topic for topic, _ in wanted}
+        callbacks = {callback for _, callback in wanted}
+        rows = self.filter(topic__in=topics, callback__in=callbacks).values_list(
+            "pk", "topic", "callback"
+        )
+        return self.filter(pk__in=[pk for pk, *pair in rows if tuple(pair) in wanted])
+
+    def activate(
+        self, grants: list[Grant], *, with_rows: bool = False
+    ) -> list[tuple[HubSubscription, bool]]:
+        """Create or renew the verified subscriptions ``grants`` in one INSERT ... ON CONFLICT:
+        a renewal replaces the secret and lease (H-6). One grant per (topic, callback).
+
+        With ``with_rows`` (for ``subscription_activated``), returns ``(subscription, created)``
+        for each, as saved, at the cost of three more queries.
+        """
+        from django.db import connection
+
+        now = timezone.now()
+        rows = [
+            HubSubscription(
+                topic=grant.topic,
+                callback=grant.callback,
+                secret=grant.secret,
+                lease_seconds=grant.lease,
+                expires_at=now + datetime.timedelta(seconds=grant.lease),
+                verified_at=now,
+                failures=0,
+            )
+            for grant in grants
+        ]
+        pairs = [(grant.topic, grant.callback) for grant in grants]
+        existing = set(self.of_pairs(pairs).values_list("pk", flat=True)) if with_rows else set()
+        targeted = connection.features.supports_update_conflicts_with_target
+        self.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["topic", "callback"] if targeted else None,
+            update_fields=["secret", "lease_seconds", "expires_at", "verified_at", "failures"],
+        )
+        if not with_rows:
+            return []
+        return [(row, row.pk not in existing) for row in self.of_pairs(pairs).order_by("pk")]
 
 
 class HubSubscription(models.Model):
@@ -90,18 +148,73 @@ class ClaimableQuerySet(models.QuerySet[_Row]):
 class IntentQuerySet(ClaimableQuerySet["Intent"]):
     received_field = "created_at"
 
+    def task_coming(self) -> bool:
+        """Whether a verification task was enqueued and has not started yet: when it starts,
+        it verifies every intent committed before, until none is claimable. (A mark older
+        than a claim is not trusted: its task may have been lost.)"""
+        return self.filter(queued_at__gt=forgotten_before()).exists()
+
+    def task_queued(self, pk: int) -> None:
+        """Mark the intent ``pk`` as the one a verification task was just enqueued for."""
+        self.filter(pk=pk).update(queued_at=timezone.now())
+
+    def task_started(self) -> None:
+        """A verification task starts: no task is coming any more until one is enqueued."""
+        self.filter(queued_at__isnull=False).update(queued_at=None)
+
+    def claim(self, limit: int, token: str) -> int:
+        """Claim up to ``limit`` claimable rows of these for ``PUSH_HUB_CLAIM_SECONDS`` under
+        ``token``, skipping rows another transaction holds; returns how many. Call it in a
+        transaction."""
+        from django_push.conf import conf
+
+        until = timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+        pks = list(
+            self.claimable()
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        # Claimable is checked again in the UPDATE: SQLite has no row locks.
+        return (
+            Intent.objects.claimable().filter(pk__in=pks).update(claimed_until=until, claim=token)
+        )
+
+    def claimed(self, token: str) -> Self:
+        """Still pending under the claim ``token``: an expired claim may have been taken over."""
+        return self.pending().filter(claim=token)
+
+    def decide(self, status: str, reasons: dict[int, str]) -> int:
+        """Decide the verifications ``reasons`` names by pk, all with ``status``, each with its
+        reason, in one UPDATE; returns how many."""
+        distinct = set(reasons.values())
+        reason: models.Value | models.Case = (
+            models.Value(distinct.pop())
+            if len(distinct) == 1
+            else models.Case(
+                *(models.When(pk=pk, then=models.Value(why)) for pk, why in reasons.items())
+            )
+        )
+        return self.filter(pk__in=reasons).update(
+            status=status, reason=reason, finished_at=timezone.now(), claimed_until=None
+        )
+
     def crowding(self, callback: str) -> str:
         """Why a new verification to ``callback`` must wait ("" when it need not): each one
         is a GET the hub sends for a stranger, so their number is capped per callback host
         (``PUSH_HUB_MAX_PENDING_PER_HOST``) and in total (``PUSH_HUB_MAX_PENDING``)."""
         from django_push.conf import conf
 
-        pending = self.pending()
+        # One statement for both counts: this runs for every subscribe request.
+        counts = self.pending().aggregate(
+            host=models.Count("pk", filter=models.Q(callback_host=host_of(callback))),
+            total=models.Count("pk"),
+        )
         per_host = conf.PUSH_HUB_MAX_PENDING_PER_HOST
-        if pending.filter(callback_host=host_of(callback)).count() >= per_host:
+        if counts["host"] >= per_host:
             return f"{per_host} pending verifications for this callback host already"
         total = conf.PUSH_HUB_MAX_PENDING
-        if pending.count() >= total:
+        if counts["total"] >= total:
             return f"{total} pending verifications already"
         return ""
 
@@ -134,6 +247,8 @@ class Intent(models.Model):
     reason = models.TextField(_("outcome"), blank=True)
     created_at = models.DateTimeField(_("received"), auto_now_add=True)
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    claim = models.CharField(_("claimed by batch"), max_length=32, blank=True, db_index=True)
+    queued_at = models.DateTimeField(_("task enqueued"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     objects = IntentQuerySet.as_manager()
@@ -146,7 +261,13 @@ class Intent(models.Model):
                 fields=["callback_host"],
                 name="push_hub_intent_pending",
                 condition=models.Q(status="pending"),
-            )
+            ),
+            # The endpoint's "is a task already coming?" (IntentQuerySet.task_coming).
+            models.Index(
+                fields=["queued_at"],
+                name="push_hub_intent_queued",
+                condition=models.Q(queued_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -155,11 +276,6 @@ class Intent(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.callback_host = host_of(self.callback)
         super().save(*args, **kwargs)
-
-    def finish(self, status: str, reason: str) -> None:
-        """Decide this verification: verified, failed or denied, with the reason."""
-        self.status, self.reason, self.finished_at = status, reason, timezone.now()
-        self.save(update_fields=["status", "reason", "finished_at"])
 
 
 class ContentQuerySet(models.QuerySet["Content"]):

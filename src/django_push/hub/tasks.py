@@ -19,13 +19,40 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_push")
 
 
-@task()
-def verify_intent_task(intent_id: int) -> bool:
-    from django_push.hub.models import Intent
-    from django_push.hub.verification import verify
+# Seconds a verification task on a worker waits after a batch that was not full, to let
+# a trickle of subscribe requests gather into the next batch.
+GATHER_SECONDS = 0.2
 
-    intent = Intent.objects.filter(pk=intent_id).first()
-    return False if intent is None else verify(intent)
+
+@task()
+def verify_intent_task(intent_id: int | None = None, gather: float = 0.0) -> int:
+    """Verify pending intents a batch at a time until none is claimable, waiting ``gather``
+    seconds after a batch that was not full; returns how many were decided. (``intent_id``
+    is not needed: tasks enqueued by 2.0 still carry it.)"""
+    from django_push.hub.models import Intent
+    from django_push.hub.verification import verify_pending
+
+    Intent.objects.task_started()  # first: requests from now on enqueue another task
+    return verify_pending(gather=gather)
+
+
+def start_verification(intent_id: int) -> bool:
+    """Enqueue a verification task for the new intent ``intent_id``, unless one is already
+    queued and has not started: it starts after this intent was committed, and verifies it
+    too. Returns True if enqueued.
+
+    So a stream of subscribe requests costs one queued task at a time, not one per request.
+    """
+    from django_push.hub.models import Intent
+
+    if Intent.objects.task_coming():
+        return False
+    Intent.objects.task_queued(intent_id)
+    # A backend that can defer runs tasks on workers; the immediate one runs this one in
+    # the request, which must not wait.
+    configured = verify_intent_task.using(backend=conf.PUSH_TASK_BACKEND)
+    gather = GATHER_SECONDS if configured.get_backend().supports_defer else 0.0
+    return enqueue(verify_intent_task, None, gather)
 
 
 @task()
@@ -99,8 +126,9 @@ def sweep() -> tuple[int, int]:
 
     expired = expire_leases()
     enqueued = 0
-    for intent_id in Intent.objects.stale().values_list("pk", flat=True):
-        enqueued += enqueue(verify_intent_task, intent_id)
+    stale_intents = Intent.objects.stale().count()
+    for _ in range(math.ceil(stale_intents / conf.PUSH_HUB_BATCH_SIZE)):
+        enqueued += enqueue(verify_intent_task)
     for ping_id, topic, hub_url in Ping.objects.stale().values_list("pk", "topic", "hub_url"):
         enqueued += enqueue(publish_task, topic, hub_url, ping_id)
     return expired, enqueued + hand_out_stale_deliveries()

@@ -1,27 +1,35 @@
-"""Verification of intent (5.3) and denial (5.2): the hub's GETs to subscriber callbacks."""
+"""Verification of intent (5.3) and denial (5.2): the hub's GETs to subscriber callbacks.
+
+Like the fan-out, verification works a batch at a time: claim up to
+``PUSH_HUB_BATCH_SIZE`` pending intents, send their GETs concurrently over one client
+session (at most ``PUSH_HUB_CONCURRENCY`` at once), and write the outcomes back in a
+handful of statements whatever the batch size; then the next batch, until none is left.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from typing import TYPE_CHECKING
+import uuid
+from dataclasses import dataclass
+from itertools import groupby
 
+import aiohttp
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
-from django.utils import timezone
 
 from django_push import http, protocol
 from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import signals
 from django_push.hub.distribution import remove
-from django_push.hub.models import HubSubscription, Intent, lease_end
+from django_push.hub.models import Grant, HubSubscription, Intent
 from django_push.hub.params import topic_allowed
 
-if TYPE_CHECKING:
-    import aiohttp
-
 logger = logging.getLogger("django_push")
+
+DENIED_TOPIC = "This hub does not serve that topic."
 
 
 def grant_lease(asked: int | None) -> int:
@@ -30,97 +38,180 @@ def grant_lease(asked: int | None) -> int:
     return default if asked is None else max(low, min(asked, high))
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One claimed verification, as plain values: no model instances on the hot path."""
+
+    pk: int
+    mode: str
+    topic: str
+    callback: str
+    secret: str
+    lease: int  # granted, not asked
+    allowed: bool  # False: a subscribe to a topic this hub no longer serves
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    check: Check
+    status: str
+    reason: str
+
+
 def verify(intent: Intent) -> bool:
-    """Verify ``intent`` with its callback and apply it on success. Returns the outcome."""
-    return async_to_sync(averify)(intent)
-
-
-async def averify(intent: Intent) -> bool:
-    """:func:`verify`, async: the task's requests share one client session, and the
-    database work runs through ``sync_to_async``."""
+    """Verify ``intent`` alone and apply it on success. Returns the outcome."""
     if intent.status != Intent.Status.PENDING:
         return intent.status == Intent.Status.VERIFIED
-    if not await sync_to_async(_claim)(intent.pk):
-        return False  # another worker holds it, or it was decided meanwhile
+    verify_pending(intent.pk)
+    intent.refresh_from_db(fields=["status", "reason", "finished_at", "claimed_until", "claim"])
+    return intent.status == Intent.Status.VERIFIED
+
+
+def verify_pending(pk: int | None = None, gather: float = 0.0) -> int:
+    """Verify claimable intents batch after batch until none is left (only ``pk``, if
+    given); returns how many were decided.
+
+    With ``gather``, wait that many seconds after a batch that was not full before claiming
+    the next: requests that trickle in are then verified a batch at a time, not each in a
+    round of its own (a round costs the same few queries whatever its size).
+    """
+    return async_to_sync(averify_pending)(pk, gather)
+
+
+async def averify_pending(pk: int | None = None, gather: float = 0.0) -> int:
+    """:func:`verify_pending`, async: one client session for every batch, and the
+    database work through ``sync_to_async``."""
+    db_claim, db_record = sync_to_async(claim), sync_to_async(record)
+    size, limit = conf.PUSH_HUB_BATCH_SIZE, conf.PUSH_HUB_CONCURRENCY
     guard = http.guard_enabled()
-    async with http.client_session(guard=guard) as session:
-        if intent.mode == protocol.SUBSCRIBE and not await sync_to_async(topic_allowed)(
-            intent.topic
-        ):
-            # Accepted before the policy changed: tell the callback (hub.mode=denied).
-            await _deny(session, guard, intent, "This hub does not serve that topic.")
-            return False
+    semaphore = asyncio.Semaphore(limit)
+    decided = 0
+    async with http.client_session(guard=guard, limit=limit) as session:
+        while True:
+            token, checks = await db_claim(size, pk)
+            if not checks:
+                return decided
+            verdicts = await asyncio.gather(
+                *(_verify_one(session, semaphore, guard, check) for check in checks)
+            )
+            decided += await db_record(token, verdicts)
+            if pk is not None:
+                return decided
+            if gather and len(checks) < size:
+                await asyncio.sleep(gather)
+
+
+def claim(limit: int, pk: int | None = None) -> tuple[str, list[Check]]:
+    """Claim up to ``limit`` claimable intents (or only ``pk``) for this worker until the
+    claim expires; returns the claim's token and the claimed intents."""
+    token = uuid.uuid4().hex
+    claimable = Intent.objects.all() if pk is None else Intent.objects.filter(pk=pk)
+    with transaction.atomic():
+        claimable.claim(limit, token)
+    rows = (
+        Intent.objects.claimed(token)
+        .order_by("pk")
+        .values_list("pk", "mode", "topic", "callback", "secret", "lease_seconds")
+    )
+    return token, [
+        Check(
+            pk,
+            mode,
+            topic,
+            callback,
+            secret,
+            grant_lease(asked),
+            # Accepted before the policy changed? Then the callback is told (hub.mode=denied).
+            mode != protocol.SUBSCRIBE or topic_allowed(topic),
+        )
+        for pk, mode, topic, callback, secret, asked in rows
+    ]
+
+
+async def _verify_one(
+    session: aiohttp.ClientSession, semaphore: asyncio.Semaphore, guard: bool, check: Check
+) -> Verdict:
+    async with semaphore:
+        if not check.allowed:
+            await _deny(session, guard, check, DENIED_TOPIC)
+            return Verdict(check, Intent.Status.DENIED, DENIED_TOPIC)
         challenge = secrets.token_urlsafe(32)  # H-9: fresh, random, single-use
         params = [
-            (protocol.MODE, intent.mode),
-            (protocol.TOPIC, intent.topic),
+            (protocol.MODE, check.mode),
+            (protocol.TOPIC, check.topic),
             (protocol.CHALLENGE, challenge),
         ]
-        lease = grant_lease(intent.lease_seconds)
-        if intent.mode == protocol.SUBSCRIBE:
-            params.append((protocol.LEASE_SECONDS, str(lease)))
+        if check.mode == protocol.SUBSCRIBE:
+            params.append((protocol.LEASE_SECONDS, str(check.lease)))
         try:
             response = await http.get(
-                intent.callback, params=params, guard=guard, max_bytes=4096, session=session
+                check.callback, params=params, guard=guard, max_bytes=4096, session=session
             )
         except FetchError as exc:
-            reason = f"callback unreachable: {exc.reason}"
-            return await sync_to_async(_finish)(intent, Intent.Status.FAILED, reason)
+            return Verdict(check, Intent.Status.FAILED, f"callback unreachable: {exc.reason}")
     if not response.ok:
         reason = f"callback answered HTTP {response.status}"
     elif response.body != challenge.encode():  # H-10: exactly the challenge
         reason = "callback did not echo the challenge"
     else:
-        return await sync_to_async(_apply)(intent, lease)
-    return await sync_to_async(_finish)(intent, Intent.Status.FAILED, reason)
+        return Verdict(check, Intent.Status.VERIFIED, f"{check.mode} verified")
+    return Verdict(check, Intent.Status.FAILED, reason)
 
 
-def _claim(pk: int) -> bool:
-    return Intent.objects.claimable().claim_one(pk)
-
-
-def _apply(intent: Intent, lease: int) -> bool:
-    """The callback confirmed: activate or remove the subscription."""
-    with transaction.atomic():
-        if intent.mode == protocol.SUBSCRIBE:
-            # H-6: a verified re-subscription replaces the secret and lease of the old one.
-            subscription, created = HubSubscription.objects.update_or_create(
-                topic=intent.topic,
-                callback=intent.callback,
-                defaults={
-                    "secret": intent.secret,
-                    "lease_seconds": lease,
-                    "expires_at": lease_end(lease),
-                    "verified_at": timezone.now(),
-                    "failures": 0,
-                },
-            )
-            activated = {"subscription": subscription, "created": created}
-            signals.send_on_commit(signals.subscription_activated, HubSubscription, activated)
-        else:
-            remove(
-                HubSubscription.objects.filter(topic=intent.topic, callback=intent.callback),
-                "unsubscribed",
-            )
-        return _finish(intent, Intent.Status.VERIFIED, f"{intent.mode} verified")
-
-
-async def _deny(session: aiohttp.ClientSession, guard: bool, intent: Intent, reason: str) -> None:
+async def _deny(session: aiohttp.ClientSession, guard: bool, check: Check, reason: str) -> None:
     """Tell the callback its subscription is refused (hub.mode=denied)."""
     params = [
         (protocol.MODE, protocol.DENIED),
-        (protocol.TOPIC, intent.topic),
+        (protocol.TOPIC, check.topic),
         (protocol.REASON, reason),
     ]
     try:
-        await http.get(intent.callback, params=params, guard=guard, session=session)
+        await http.get(check.callback, params=params, guard=guard, session=session)
     except FetchError as exc:
-        logger.warning("Could not send the denial to %s: %s", intent.callback, exc.reason)
-    await sync_to_async(_finish)(intent, Intent.Status.DENIED, reason)
+        logger.warning("Could not send the denial to %s: %s", check.callback, exc.reason)
 
 
-def _finish(intent: Intent, status: str, reason: str) -> bool:
-    intent.finish(status, reason)
-    log = logger.info if status == Intent.Status.VERIFIED else logger.warning
-    log("Hub %s of %s for %s: %s", intent.mode, intent.callback, intent.topic, reason)
-    return status == Intent.Status.VERIFIED
+def record(token: str, verdicts: list[Verdict]) -> int:
+    """Write back the verdicts of the batch claimed under ``token``: apply the verified ones
+    and decide every intent, in one transaction; returns how many were decided.
+
+    An intent whose claim expired and was taken over by another worker is left to it: that
+    worker sends its own challenge and records its own outcome. A failed verification
+    changes nothing but its intent (H-10).
+    """
+    with transaction.atomic():
+        ours = set(Intent.objects.claimed(token).select_for_update().values_list("pk", flat=True))
+        verdicts = [verdict for verdict in verdicts if verdict.check.pk in ours]
+        _apply([v.check for v in verdicts if v.status == Intent.Status.VERIFIED])
+        by_status = sorted(verdicts, key=lambda verdict: verdict.status)
+        for status, decided in groupby(by_status, key=lambda verdict: verdict.status):
+            reasons = {verdict.check.pk: verdict.reason for verdict in decided}
+            Intent.objects.decide(status, reasons)
+    for verdict in verdicts:
+        check = verdict.check
+        log = logger.info if verdict.status == Intent.Status.VERIFIED else logger.warning
+        log("Hub %s of %s for %s: %s", check.mode, check.callback, check.topic, verdict.reason)
+    return len(verdicts)
+
+
+def _apply(verified: list[Check]) -> None:
+    """The callbacks confirmed: activate or remove their subscriptions.
+
+    State is keyed by (topic, callback), and of two verified intents for one pair the later
+    one decides, as if they had been verified one after the other (H-6).
+    """
+    last = {(check.topic, check.callback): check for check in sorted(verified, key=_pk)}
+    subscribes = [check for check in last.values() if check.mode == protocol.SUBSCRIBE]
+    leaving = [pair for pair, check in last.items() if check.mode == protocol.UNSUBSCRIBE]
+    if subscribes:
+        grants = [Grant(c.topic, c.callback, c.secret, c.lease) for c in subscribes]
+        listened = signals.subscription_activated.has_listeners(HubSubscription)
+        activated = HubSubscription.objects.activate(grants, with_rows=listened)
+        each = [{"subscription": row, "created": created} for row, created in activated]
+        signals.send_on_commit(signals.subscription_activated, HubSubscription, *each)
+    if leaving:
+        remove(HubSubscription.objects.of_pairs(leaving), "unsubscribed")
+
+
+def _pk(check: Check) -> int:
+    return check.pk

@@ -19,7 +19,7 @@ from django_push import protocol
 from django_push.conf import conf
 from django_push.hub import params
 from django_push.hub.models import Intent, Ping
-from django_push.hub.tasks import publish_task, verify_intent_task
+from django_push.hub.tasks import publish_task, start_verification
 from django_push.responses import plain_text
 from django_push.tasks import enqueue
 
@@ -89,7 +89,7 @@ class HubView(View):
             secret=parsed.secret,
             lease_seconds=parsed.lease_seconds,
         )
-        transaction.on_commit(lambda: enqueue(verify_intent_task, intent.pk))
+        transaction.on_commit(lambda: start_verification(intent.pk))
         return plain_text(202, f"{parsed.mode} request accepted; verification follows")
 
     def hub_url(self, request: HttpRequest) -> str | None:
