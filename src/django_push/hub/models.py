@@ -31,6 +31,7 @@ class Grant(NamedTuple):
 
 class SubscriptionQuerySet(models.QuerySet["HubSubscription"]):
     def active(self) -> SubscriptionQuerySet:
+        """Subscriptions whose lease has not ended: the ones content is delivered to."""
         return self.filter(expires_at__gt=timezone.now())
 
     def expired(self) -> SubscriptionQuerySet:
@@ -115,6 +116,7 @@ class HubSubscription(models.Model):
 
     @property
     def is_active(self) -> bool:
+        """Whether the lease has not ended yet."""
         return self.expires_at > timezone.now()
 
 

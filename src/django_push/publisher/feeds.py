@@ -45,6 +45,8 @@ class Feed(BaseFeed):  # type: ignore[type-arg]  # generic only in django-stubs
     hub: str | None = None
 
     def get_hub(self, obj: Any) -> str | None:
+        """The hub URL the feed declares: the ``hub`` attribute, else ``PUSH_HUB``; override it to
+        choose per object."""
         return self.hub if self.hub is not None else conf.PUSH_HUB
 
     def feed_extra_kwargs(self, obj: Any) -> dict[str, Any]:

@@ -70,9 +70,11 @@ class HubLinksMixin:
     hub: str | Iterable[str] | None = None
 
     def get_hub(self) -> str | Iterable[str] | None:
+        """The hub URL (or URLs) to link: the ``hub`` attribute, else ``PUSH_HUB``."""
         return self.hub if self.hub is not None else conf.PUSH_HUB
 
     def get_self_url(self, request: HttpRequest) -> str:
+        """The topic's canonical URL for ``rel="self"``: by default the URL requested."""
         return request.build_absolute_uri()
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:

@@ -57,6 +57,7 @@ class SubscriptionError(HubError):
 
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def verified(self) -> SubscriptionQuerySet:
+        """Subscriptions the hub has confirmed (their lease may have ended)."""
         return self.filter(verified=True)
 
     def active(self) -> SubscriptionQuerySet:
@@ -128,6 +129,7 @@ class SubscriptionManager(models.Manager["Subscription"]):
     async def asubscribe(
         self, topic: str, hub: str | None = None, lease_seconds: int | None = None
     ) -> Subscription:
+        """The async twin of :meth:`subscribe`."""
         return await sync_to_async(self.subscribe)(topic, hub, lease_seconds)
 
 
@@ -267,9 +269,11 @@ class Subscription(models.Model):
         return async_to_sync(self.aunsubscribe)()
 
     async def asubscribe(self, lease_seconds: int | None = None) -> http.Response:
+        """The async twin of :meth:`subscribe`."""
         return await self.asend_request(protocol.SUBSCRIBE, lease_seconds)
 
     async def aunsubscribe(self) -> http.Response:
+        """The async twin of :meth:`unsubscribe`."""
         # The 1.1 URL first: once the main unsubscription is verified the row is gone.
         await self.aunsubscribe_legacy()
         return await self.asend_request(protocol.UNSUBSCRIBE)
