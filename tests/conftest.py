@@ -48,7 +48,7 @@ def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
 
 @pytest.fixture
 def task_workers(transactional_db, live_server):
-    """Real worker processes for PUSH_TEST_TASKS=db|rq (none for the immediate backend).
+    """Real worker processes for PUSH_TEST_TASKS=db|rq|celery (none for the immediate backend).
 
     They run this test settings module against the test database, so tests that use them
     must see their data committed (``transactional_db``) and must wait for results.
@@ -83,16 +83,24 @@ def task_workers(transactional_db, live_server):
 
         django_rq.get_queue("default").empty()
         command = ["rqworker", "--with-scheduler", "--job-class", "django_tasks_rq.Job", "default"]
+    elif mode == "celery":
+        from tests.celery_app import app
+
+        app.control.purge()
     else:
         command = ["db_worker", "--interval", "0.1", "--no-startup-delay"]
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "django", *command], env=env) for _ in range(2)
-    ]
+    if mode == "celery":  # one worker, two prefork processes
+        celery = ["celery", "-A", "tests.celery_app", "worker", "-c", "2", "-l", "WARNING"]
+        workers = [subprocess.Popen([sys.executable, "-m", *celery, "--without-gossip"], env=env)]
+    else:
+        workers = [
+            subprocess.Popen([sys.executable, "-m", "django", *command], env=env) for _ in range(2)
+        ]
     yield workers
     for worker in workers:
         worker.terminate()
     for worker in workers:
-        worker.wait(timeout=10)
+        worker.wait(timeout=30)
 
 
 # The browser test starts the whole demo; only the browser leg of .ci/run collects it.

@@ -2,7 +2,8 @@
 
 - ``PUSH_TEST_DB=postgres`` uses PostgreSQL on 127.0.0.1:5432 (database ``test``); SQLite otherwise.
 - ``PUSH_TEST_TASKS=db`` uses django-tasks-db, ``rq`` uses django-tasks-rq on Redis
-  (127.0.0.1:6379); the immediate backend otherwise.
+  (127.0.0.1:6379), ``celery`` uses django-tasks-celery with a Redis broker (``CELERY_URL``);
+  the immediate backend otherwise.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ elif _TASKS == "rq":
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
     TASKS["default"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
     RQ_QUEUES = {"default": {"URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9")}}
+elif _TASKS == "celery":
+    TASKS["default"] = {
+        "BACKEND": "django_tasks_celery.CeleryBackend",
+        "OPTIONS": {"CELERY_APP": "tests.celery_app.app"},
+    }
+    CELERY_BROKER_URL = os.environ.get("CELERY_URL", "redis://127.0.0.1:6379/5")
+    CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+    CELERY_RESULT_EXTENDED = True
+    CELERY_TASK_ACKS_LATE = True  # a task of a killed worker is delivered again
+    CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
