@@ -392,11 +392,7 @@ class Subscription(models.Model):
         if self.legacy_moved_at is None:
             self.legacy_moved_at = timezone.now()
             await self.asave(update_fields=["legacy_moved_at"])
-        data = [
-            (protocol.CALLBACK, self.legacy_callback),
-            (protocol.MODE, protocol.UNSUBSCRIBE),
-            (protocol.TOPIC, self.topic),
-        ]
+        data = self._request_data(protocol.UNSUBSCRIBE, self.legacy_callback, None)
         credentials = await sync_to_async(get_hub_credentials)(self.hub)
         try:
             response = await http.post_form(self.hub, data, auth=credentials)
