@@ -168,18 +168,12 @@ class IntentQuerySet(ClaimableQuerySet["Intent"]):
         """Claim up to ``limit`` claimable rows of these for ``PUSH_HUB_CLAIM_SECONDS`` under
         ``token``, skipping rows another transaction holds; returns how many. Call it in a
         transaction."""
-        from django_push.conf import conf
-
-        until = timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
-        pks = list(
-            self.claimable()
-            .select_for_update(skip_locked=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:limit]
-        )
+        pks = locked_pks(self.claimable(), limit)
         # Claimable is checked again in the UPDATE: SQLite has no row locks.
         return (
-            Intent.objects.claimable().filter(pk__in=pks).update(claimed_until=until, claim=token)
+            Intent.objects.claimable()
+            .filter(pk__in=pks)
+            .update(claimed_until=claim_until(), claim=token)
         )
 
     def claimed(self, token: str) -> Self:
@@ -470,15 +464,8 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def claim(self, limit: int, token: str) -> int:
         """Claim up to ``limit`` of these rows for ``PUSH_HUB_CLAIM_SECONDS`` under ``token``,
         skipping rows another transaction holds; returns how many. Call it in a transaction."""
-        from django_push.conf import conf
-
-        until = timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
-        pks = list(
-            self.select_for_update(skip_locked=True, of=("self",))
-            .order_by("pk")
-            .values_list("pk", flat=True)[:limit]
-        )
-        return Delivery.objects.filter(pk__in=pks).update(claimed_until=until, claim=token)
+        pks = locked_pks(self, limit)
+        return Delivery.objects.filter(pk__in=pks).update(claimed_until=claim_until(), claim=token)
 
 
 class Delivery(models.Model):
@@ -561,10 +548,24 @@ def forgotten_before() -> datetime.datetime:
 def claim_row(queryset: models.QuerySet[Any], pk: int) -> bool:
     """Claim the row ``pk`` of ``queryset`` for ``PUSH_HUB_CLAIM_SECONDS``; False if it is
     no longer in it (finished, or claimed by a live worker). One UPDATE: no race."""
+    return bool(queryset.filter(pk=pk).update(claimed_until=claim_until()))
+
+
+def claim_until() -> datetime.datetime:
+    """When a claim made now expires and the sweeper may give the work to another worker."""
     from django_push.conf import conf
 
-    until = timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
-    return bool(queryset.filter(pk=pk).update(claimed_until=until))
+    return timezone.now() + datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
+
+
+def locked_pks(queryset: models.QuerySet[Any], limit: int) -> list[int]:
+    """The first ``limit`` primary keys of ``queryset``, their rows locked for this
+    transaction, skipping rows another transaction holds (no lock at all on SQLite)."""
+    return list(
+        queryset.select_for_update(skip_locked=True, of=("self",))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 def lease_end(seconds: int) -> datetime.datetime:
