@@ -233,3 +233,15 @@ def test_a_users_failing_test_explains_itself(pytester, monkeypatch):
             "transaction commits*"
         ]
     )
+
+
+def test_live_push_hub_says_what_the_site_lacks(settings):
+    from django_push.testing.pytest import hub_path
+
+    assert hub_path() == "/hub/"
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": []})  # no push_hub route
+    with pytest.raises(pytest.fail.Exception, match=r"include\('django_push.hub.urls'\)"):
+        hub_path()
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "django_push.hub"]
+    with pytest.raises(pytest.fail.Exception, match="'django_push.hub' in INSTALLED_APPS"):
+        hub_path()
