@@ -95,7 +95,7 @@ class FakeHub:
     def __init__(self, status: int = 202, text: str = "") -> None:
         self.status, self.text = status, text
         self.requests: list[HubRequest] = []
-        self.topics: dict[str, tuple[bytes, str]] = {}
+        self._topics: dict[str, tuple[bytes, str]] = {}
         self._arrived = threading.Condition()
         self._client: ClientLike | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -127,10 +127,10 @@ class FakeHub:
 
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
-                if path not in hub.topics:
+                if path not in hub._topics:
                     self.reply(404, b"", "text/plain")
                     return
-                body, content_type = hub.topics[path]
+                body, content_type = hub._topics[path]
                 link = f'<{hub.url}>; rel="hub", <{hub.topic_url(path)}>; rel="self"'
                 self.reply(200, body, content_type, Link=link)
 
@@ -260,7 +260,7 @@ class FakeHub:
     ) -> str:
         """Serve ``body`` at ``path`` with ``Link`` headers naming this hub and the topic
         itself, so that subscribing without a hub discovers this one; returns the URL."""
-        self.topics["/" + path.lstrip("/")] = (body, content_type)
+        self._topics["/" + path.lstrip("/")] = (body, content_type)
         return self.topic_url(path)
 
     # The hub's next steps, played against the site -------------------------------------
@@ -371,11 +371,10 @@ class FakeHub:
             headers[protocol.SIGNATURE_HEADER] = signature
         elif request.secret:
             headers[protocol.SIGNATURE_HEADER] = signatures.sign(request.secret, body, algorithm)
-        link = f'<{self.url}>; rel="hub", <{request.topic}>; rel="self"'
-        path, query = _split(request.callback)
-        if query:
-            path += "?" + urlsplit(request.callback).query
-        return client.post(path, body, content_type=content_type, headers={**headers, "Link": link})
+        headers["Link"] = f'<{self.url}>; rel="hub", <{request.topic}>; rel="self"'
+        parts = urlsplit(request.callback)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return client.post(path, body, content_type=content_type, headers=headers)
 
 
 def _split(callback: str) -> tuple[str, dict[str, str]]:
