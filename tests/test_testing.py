@@ -195,7 +195,7 @@ def test_the_mixin_restores_settings_and_stops_its_hub(settings):
     settings.PUSH_HUB = "https://hub.example.com/"
     case = MixinSettings("test_settings_point_at_the_hub_during_the_test")
     result = unittest.TestResult()
-    case.run(result)
+    case(result)  # as a runner calls it: Django sets up the client first
     assert result.wasSuccessful(), result.failures + result.errors
     from django.conf import settings as current
 
