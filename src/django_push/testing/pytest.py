@@ -1,6 +1,6 @@
 """The ``push_hub`` and ``live_push_hub`` pytest fixtures (pytest-django required).
 
-Load it from your ``conftest.py``::
+Load them from your ``conftest.py``::
 
     pytest_plugins = ["django_push.testing.pytest"]
 
