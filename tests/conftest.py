@@ -8,6 +8,9 @@ from django.contrib.sites.models import Site
 from tests.hub_queue import hub_queue  # noqa: F401  (a fixture)
 from tests.servers import Server
 
+# The push_hub fixture, loaded as the testing docs tell users to; pytester for the kit's tests.
+pytest_plugins = ["django_push.testing.pytest", "pytester"]
+
 
 @pytest.fixture
 def server():

@@ -359,3 +359,73 @@ def test_documented_commands_and_flags_exist():
     deployment = (DOCS / "deployment.rst").read_text()
     # The worker flags the test suite's own workers use (tests/conftest.py).
     assert "rqworker --with-scheduler --job-class django_tasks_rq.Job default" in deployment
+
+
+# The testing kit (docs/testing.rst) and the troubleshooting page ---------------------------
+
+
+def test_testing_and_troubleshooting_pages_are_in_the_toctree():
+    toctree = (DOCS / "index.rst").read_text().split(".. toctree::", 1)[1]
+    entries = [line.strip() for line in toctree.splitlines() if line.strip()]
+    assert {"testing", "troubleshooting"} <= set(entries)
+
+
+def test_testing_conftest_example_loads_the_fixture():
+    import importlib
+
+    values = runpy.run_path(str(DOCS / "examples" / "testing_conftest.py"))
+    assert values["pytest_plugins"] == ["django_push.testing.pytest"]
+    plugin = importlib.import_module(values["pytest_plugins"][0])
+    assert {"push_hub", "live_push_hub"} <= set(plugin.__all__)
+    # The suite loads it the same way (tests/conftest.py), so the examples' tests run with it.
+    assert "django_push.testing.pytest" in Path(__file__).with_name("conftest.py").read_text()
+
+
+def _source_text():
+    src = Path(checks.__file__).resolve().parent
+    return "\n".join(path.read_text() for path in sorted(src.rglob("*.py")))
+
+
+def test_troubleshooting_quotes_only_what_the_code_says():
+    page = (DOCS / "troubleshooting.rst").read_text()
+    quoted = re.findall(r"^:(Log|Answer|Error|Check): ``(.+)``$", page, re.M)
+    assert len(quoted) >= 30
+    source = _source_text()
+    for kind, text in quoted:
+        assert text in source, f"troubleshooting.rst quotes {kind} {text!r}, not in src/"
+    for heading in (
+        "pending",
+        "404",
+        "signature",
+        "private address",
+        "429",
+        "retried",
+        "Tasks never run",
+        "database is locked",
+        "System check ids",
+    ):
+        assert heading in page, heading
+
+
+def test_troubleshooting_names_every_logger_the_code_uses():
+    page = (DOCS / "troubleshooting.rst").read_text()
+    used = set(re.findall(r'getLogger\("([\w.]+)"\)', _source_text()))
+    assert used == {
+        "django_push.hub",
+        "django_push.publisher",
+        "django_push.subscriber",
+        "django_push.signals",
+    }
+    for name in used:
+        assert f"``{name}``" in page, name
+
+
+def test_project_urls_point_at_pages_that_exist():
+    import tomllib
+
+    urls = tomllib.loads((DOCS.parent / "pyproject.toml").read_text())["project"]["urls"]
+    assert {"Documentation", "Changelog", "Troubleshooting"} <= set(urls)
+    for url in urls.values():
+        page = re.fullmatch(r"https://django-push\.readthedocs\.io/en/latest/([\w-]+)\.html", url)
+        if page:
+            assert (DOCS / f"{page[1]}.rst").exists(), url

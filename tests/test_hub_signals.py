@@ -352,6 +352,8 @@ def test_a_raising_receiver_breaks_nothing(server, committed, sent, settings, ca
 
     # Every other receiver still ran, once per signal.
     assert sorted(name for name, _, _ in sent) == sorted(NAMES)
-    logged = [r for r in caplog.records if r.name == "django_push" and "raised" in r.message]
+    logged = [
+        r for r in caplog.records if r.name == "django_push.signals" and "raised" in r.message
+    ]
     assert {name for name in NAMES if any(name in r.message for r in logged)} == set(NAMES)
     assert all(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in logged)

@@ -466,4 +466,8 @@ def test_logging_configuration(client, caplog):
             )
     finally:
         logging.getLogger("django_push").handlers.clear()
-    assert any("bad signature" in r.getMessage() for r in caplog.records if r.name == "django_push")
+    assert any(
+        "bad signature" in r.getMessage()
+        for r in caplog.records
+        if r.name == "django_push.subscriber"
+    )

@@ -161,7 +161,11 @@ def test_guesses_do_not_fill_the_logs(live_domain, caplog):
         assert fetch(url, b"content")[0] == 404
     loud = [r for r in caplog.records if r.levelno >= 30]  # WARNING and above
     assert loud == []
-    quiet = [r for r in caplog.records if r.name == "django_push" and "wrong token" in r.message]
+    quiet = [
+        r
+        for r in caplog.records
+        if r.name == "django_push.subscriber" and "wrong token" in r.message
+    ]
     assert len(quiet) == 2
 
 

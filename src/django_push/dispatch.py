@@ -1,9 +1,9 @@
 """How django-push sends its signals: once the change they report is committed, robustly.
 
 The hub and the subscriber both send their signals through :func:`send_on_commit`: a
-receiver that raises is logged on the ``django_push`` logger with the signal's name, and the
-bookkeeping, already committed, is not affected. Nothing is sent if the transaction rolls
-back.
+receiver that raises is logged on the ``django_push.signals`` logger with the signal's name,
+and the bookkeeping, already committed, is not affected. Nothing is sent if the transaction
+rolls back.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import Signal
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.signals")
 
 # Names of the signals for the log, by id(): see name_signals().
 _NAMES: dict[int, str] = {}

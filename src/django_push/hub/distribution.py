@@ -30,7 +30,7 @@ from django_push.hub.models import (
 from django_push.links import format_links
 from django_push.tasks import enqueue
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.hub")
 
 
 def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | None:

@@ -16,7 +16,7 @@ from django_push.tasks import enqueue, task
 if TYPE_CHECKING:
     from django_push.hub.models import DeliveryQuerySet
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.hub")
 
 
 # Seconds a verification task on a worker waits after a batch that was not full, to let

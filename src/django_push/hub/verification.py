@@ -27,7 +27,7 @@ from django_push.hub.distribution import remove
 from django_push.hub.models import Grant, HubSubscription, Intent
 from django_push.hub.params import topic_allowed
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.hub")
 
 DENIED_TOPIC = "This hub does not serve that topic."
 

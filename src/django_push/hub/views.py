@@ -23,7 +23,7 @@ from django_push.hub.tasks import publish_task, start_verification
 from django_push.responses import plain_text
 from django_push.tasks import enqueue
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.hub")
 
 # Seconds a subscriber is asked to wait when too many verifications are pending (429).
 RETRY_AFTER = 60

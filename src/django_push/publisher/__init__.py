@@ -17,7 +17,7 @@ from django_push.conf import conf
 from django_push.exceptions import FetchError, PingError
 from django_push.publisher.headers import hub_urls
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.publisher")
 
 __all__ = ["PingError", "aping_hub", "ping_hub", "publish_on_commit"]
 

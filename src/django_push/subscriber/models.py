@@ -30,7 +30,7 @@ from django_push.subscriber.utils import (
     get_hub_credentials,
 )
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.subscriber")
 
 
 class SubscriptionError(HubError):

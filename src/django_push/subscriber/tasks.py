@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_push.conf import conf
 from django_push.tasks import enqueue, task
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.subscriber")
 
 
 @task()

@@ -30,7 +30,7 @@ from django_push.subscriber.models import Callback, Subscription
 from django_push.subscriber.signals import updated
 from django_push.urlnorm import same_url
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.subscriber")
 
 # WebSub H-9 challenges are short; refuse anything absurd rather than echo it.
 MAX_CHALLENGE_LENGTH = 1024

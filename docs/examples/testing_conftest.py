@@ -1,0 +1,2 @@
+# conftest.py
+pytest_plugins = ["django_push.testing.pytest"]
