@@ -4,8 +4,11 @@ A counting aiohttp server (its own process) stands in for N subscribers on 127.0
 The baseline posts the same body N times from one aiohttp session at the hub's
 concurrency; the hub stores one publish and delivers it through its fan-out tasks
 (claim a batch, send it concurrently, record outcomes). Prints both rates and the ratio.
+With ``--metrics`` (needs ``prometheus_client``), each round also runs the hub's fan-out
+with ``PUSH_METRICS`` on, and prints its rate against the fan-out without them.
 
     .venv/test-django6-py3.12/bin/python bench/hub_fanout.py [--subscribers N] [--secret]
+        [--metrics]
 
 (``scripts/test`` makes that environment; ``--rounds`` defaults to 3.)
 """
@@ -102,6 +105,9 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--secret", action="store_true", help="sign every delivery (sha256)")
+    parser.add_argument(
+        "--metrics", action="store_true", help="also fan out with PUSH_METRICS on, each round"
+    )
     args = parser.parse_args()
 
     counter = multiprocessing.Value("q", 0)
@@ -140,14 +146,9 @@ def main() -> None:
             f"concurrency {conf.PUSH_HUB_CONCURRENCY}, signed: {args.secret}"
         )
 
-        raw_rates, hub_rates = [], []
-        for round_ in range(1, args.rounds + 1):
-            start_count = counter.value
-            started = time.perf_counter()
-            asyncio.run(raw_client(base, n, conf.PUSH_HUB_CONCURRENCY))
-            wait_for(counter, start_count + n)
-            raw_rates.append(n / (time.perf_counter() - started))
+        from django.conf import settings
 
+        def hub_round(round_: int) -> float:
             start_count = counter.value
             started = time.perf_counter()
             content = distribution.store(
@@ -155,20 +156,55 @@ def main() -> None:
             )
             start_fanout(content.deliveries.count(), content.pk)  # immediate backend: runs here
             wait_for(counter, start_count + n)
-            hub_rates.append(n / (time.perf_counter() - started))
+            rate = n / (time.perf_counter() - started)
             delivered = content.deliveries.filter(status="delivered").count()
             assert delivered == n, f"round {round_}: {delivered} of {n} recorded as delivered"
             Content.objects.all().delete()
-            print(
+            return rate
+
+        raw_rates, hub_rates, metered_rates = [], [], []
+        for round_ in range(1, args.rounds + 1):
+            start_count = counter.value
+            started = time.perf_counter()
+            asyncio.run(raw_client(base, n, conf.PUSH_HUB_CONCURRENCY))
+            wait_for(counter, start_count + n)
+            raw_rates.append(n / (time.perf_counter() - started))
+
+            # With --metrics, which of the two fan-outs runs first alternates by round.
+            order = [False, True] if round_ % 2 else [True, False]
+            for metered in order if args.metrics else [False]:
+                settings.PUSH_METRICS = metered
+                (metered_rates if metered else hub_rates).append(hub_round(round_))
+            line = (
                 f"round {round_}: raw aiohttp {raw_rates[-1]:8.0f}/s   "
                 f"hub {hub_rates[-1]:8.0f}/s   ratio {hub_rates[-1] / raw_rates[-1]:.2f}"
             )
+            if args.metrics:
+                line += (
+                    f"   with metrics {metered_rates[-1]:8.0f}/s "
+                    f"({metered_rates[-1] / hub_rates[-1]:.3f} of without)"
+                )
+            print(line)
+        if args.metrics:
+            from prometheus_client import REGISTRY
+
+            counted = REGISTRY.get_sample_value(
+                "django_push_hub_deliveries_total", {"outcome": "delivered"}
+            )
+            assert counted == n * args.rounds, f"metrics counted {counted} deliveries"
 
     raw, hub = statistics.median(raw_rates), statistics.median(hub_rates)
     print(
         f"median: raw aiohttp {raw:.0f} deliveries/s, hub {hub:.0f} deliveries/s, "
         f"ratio {hub / raw:.2f} (target >= 0.60)"
     )
+    if args.metrics:
+        metered = statistics.median(metered_rates)
+        ratios = [m / h for m, h in zip(metered_rates, hub_rates, strict=True)]
+        print(
+            f"median with metrics: {metered:.0f} deliveries/s, {metered / hub:.3f} of the hub "
+            f"without (per round: {', '.join(f'{r:.3f}' for r in ratios)}; target >= 0.95)"
+        )
     server.terminate()
 
 
