@@ -189,3 +189,42 @@ def test_health_max_age_must_be_a_positive_integer(settings):
     assert [error.msg for error in errors] == [
         "PUSH_HUB_HEALTH_MAX_AGE must be a positive integer, not 0."
     ]
+
+
+def test_operations_urls_example_routes(live_server):
+    import runpy
+    from pathlib import Path
+
+    from django.test import override_settings
+    from django.urls import resolve
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    namespace = runpy.run_path(str(docs / "examples" / "operations_urls.py"))
+    urls = type("urls", (), {"urlpatterns": namespace["urlpatterns"]})
+    with override_settings(ROOT_URLCONF=urls):
+        assert resolve("/hub/").url_name == "push_hub"
+        assert resolve("/hub/health/").func is health.health
+        assert resolve("/metrics/").url_name == "push_metrics"
+    text = (docs / "operations.rst").read_text()
+    assert "operations" in (docs / "index.rst").read_text()
+    for name in ("PUSH_METRICS", "PUSH_HUB_HEALTH_MAX_AGE", "django_push.E010"):
+        assert name in text
+    # The metric names the page documents are the ones the code exposes.
+    import re
+
+    from django_push import metrics
+    from django_push.metrics import collector
+
+    documented = set(re.findall(r"``(django_push_[a-z_]+)", text))
+    exposed = {
+        "django_push_hub_deliveries_total",
+        "django_push_hub_verifications_total",
+        "django_push_hub_publishes_total",
+        "django_push_subscriber_notifications_total",
+        "django_push_hub_publish_to_delivery_seconds",
+        "django_push_hub_delivery_duration_seconds",
+        *collector.GAUGES,
+    }
+    assert documented == exposed
+    for outcome in (*metrics.DELIVERY_OUTCOMES, *metrics.PUBLISH_OUTCOMES):
+        assert f"``{outcome}``" in text

@@ -304,3 +304,23 @@ def test_check_is_quiet_when_the_extra_is_installed(settings):
     settings.PUSH_METRICS = True
     assert [e.id for e in check_common_settings() if e.id == "django_push.E010"] == []
     call_command("check")
+
+
+@pytest.mark.parametrize("layout", ["known", "unknown"])
+def test_observe_many_equals_observing_one_by_one(layout):
+    from prometheus_client import CollectorRegistry, Histogram
+
+    def histogram(registry):
+        return Histogram("h", "h", buckets=metrics.DURATION_BUCKETS, registry=registry)
+
+    one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
+    expected, observed = histogram(one_by_one), histogram(bulk)
+    values = [(0.0, 1), (0.005, 2), (0.0051, 1), (0.3, 4), (30.0, 1), (31.5, 2)]
+    for amount, times in values:
+        for _ in range(times):
+            expected.observe(amount)
+    if layout == "unknown":  # a prometheus_client without the attributes: observe() each
+        observed = type("Plain", (), {"observe": observed.observe})()
+    metrics.observe_many(observed, values)
+    [got], [wanted] = bulk.collect(), one_by_one.collect()
+    assert got.samples[:-1] == wanted.samples[:-1]  # all but the _created timestamp

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
@@ -209,9 +210,10 @@ def count_deliveries(
         _observe_latency(metrics.latency, delivered, now)
     if gone:
         metrics.deliveries["gone"].inc(gone)
-    observe = metrics.duration.observe
+    durations = []
     while _durations:
-        observe(_durations.popleft())
+        durations.append((_durations.popleft(), 1))
+    observe_many(metrics.duration, durations)
 
 
 def count_delivery(outcome: DeliveryOutcome) -> None:
@@ -231,11 +233,41 @@ def _observe_latency(
     now = now or timezone.now()
     # A batch holds one content, or a few: one small query by primary key.
     fetched_at = dict(Content.objects.filter(pk__in=set(contents)).values_list("pk", "fetched_at"))
-    observe = histogram.observe
+    delivered: dict[int, int] = {}
     for content in contents:
-        fetched = fetched_at.get(content)
-        if fetched is not None:
-            observe(max(0.0, (now - fetched).total_seconds()))
+        delivered[content] = delivered.get(content, 0) + 1
+    observe_many(
+        histogram,
+        [
+            (max(0.0, (now - fetched_at[content]).total_seconds()), count)
+            for content, count in delivered.items()
+            if content in fetched_at
+        ],
+    )
+
+
+def observe_many(histogram: Histogram, observations: Iterable[tuple[float, int]]) -> None:
+    """Observe each ``(value, times)`` in ``histogram``: bucketed here, then one increment
+    per bucket, where ``Histogram.observe`` takes a lock per value (ten times slower, which
+    the fan-out would feel)."""
+    bounds: list[float] | None = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # not the layout we know
+        for amount, times in observations:
+            for _ in range(times):
+                histogram.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    added = 0.0
+    for amount, times in observations:
+        counts[bisect_left(bounds, amount)] += times  # the first bound >= amount
+        added += amount * times
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    if added:
+        total.inc(added)
 
 
 def count_verifications(statuses: Iterable[str]) -> None:
