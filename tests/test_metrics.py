@@ -298,6 +298,34 @@ def test_check_names_the_extra_to_install():
     assert result.stdout.strip().endswith("ok")
 
 
+def test_metrics_are_registered_when_django_starts():
+    # For django-prometheus's view, which exports the default registry: the metrics must be
+    # there before anything is counted, gauges included.
+    script = textwrap.dedent(
+        """
+        from django.conf import settings
+        settings.PUSH_METRICS = True
+        import django
+        django.setup()
+        from prometheus_client import REGISTRY
+        value = REGISTRY.get_sample_value
+        assert value("django_push_hub_deliveries_total", {"outcome": "gave_up"}) == 0
+        assert value("django_push_subscriber_notifications_total", {"outcome": "duplicate"}) == 0
+        assert "django_push_hub_oldest_pending_delivery_age_seconds" in (
+            REGISTRY._names_to_collectors
+        )
+        print("ok")
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(root)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_check_is_quiet_when_the_extra_is_installed(settings):
     from django_push.checks import check_common_settings
 
