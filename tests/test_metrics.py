@@ -326,6 +326,85 @@ def test_metrics_are_registered_when_django_starts():
     assert result.stdout.strip() == "ok"
 
 
+def test_multiprocess_mode_adds_up_what_the_workers_counted(tmp_path):
+    # A task worker counts, then exits; the web process's view shows its counts, because
+    # both share PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode).
+    start = """
+        from django.conf import settings
+        settings.PUSH_METRICS = True
+        import django
+        django.setup()
+        from django_push import metrics
+        """
+    worker = (
+        start
+        + """
+        metrics.count_delivery("retried")
+        metrics.count_delivery("retried")
+        metrics.count_publish("fetched")
+        """
+    )
+    web = (
+        start
+        + """
+        from django.core.management import call_command
+        from django.test import Client
+        from django.test.utils import setup_test_environment
+        setup_test_environment()
+        call_command("migrate", verbosity=0)
+        metrics.count_notification("accepted")
+        print(Client().get("/metrics/").content.decode())
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PUSH_TEST_DB": "sqlite",
+        "PYTHONPATH": str(root),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
+    outputs = []
+    for script in (worker, web):
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(outputs[1])
+        for sample in family.samples
+    }
+    assert value(samples, "django_push_hub_deliveries_total", outcome="retried") == 2
+    assert value(samples, "django_push_hub_publishes_total", outcome="fetched") == 1
+    assert value(samples, "django_push_subscriber_notifications_total", outcome="accepted") == 1
+    assert ("django_push_hub_active_subscriptions", ()) in samples  # the gauges too
+
+
+def test_gauges_are_left_out_while_the_database_is_down(settings, monkeypatch, caplog):
+    from django.db import OperationalError, connection
+    from prometheus_client import REGISTRY, generate_latest
+
+    settings.PUSH_METRICS = True
+    metrics.instruments()
+    monkeypatch.setattr(collector, "GAUGE_TTL", 0.0)
+    collector.HubCollector.forget()
+
+    def down(execute, sql, params, many, context):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with connection.execute_wrapper(down):
+        text = generate_latest(REGISTRY).decode()
+    assert "django_push_hub_deliveries_total" in text  # the counters are still there
+    assert "django_push_hub_active_subscriptions " not in text
+    assert "gauges could not be read" in caplog.text
+
+
 def test_check_is_quiet_when_the_extra_is_installed(settings):
     from django_push.checks import check_common_settings
 
