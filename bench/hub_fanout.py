@@ -4,8 +4,12 @@ A counting aiohttp server (its own process) stands in for N subscribers on 127.0
 The baseline posts the same body N times from one aiohttp session at the hub's
 concurrency; the hub stores one publish and delivers it through its fan-out tasks
 (claim a batch, send it concurrently, record outcomes). Prints both rates and the ratio.
+With ``--metrics`` (needs ``prometheus_client``), each round also runs the hub's fan-out
+with ``PUSH_METRICS`` on, and prints its rate against the fan-out without them, and the
+CPU time the hub's process spent per delivery in each (steadier than rates on a busy machine).
 
     .venv/test-django6-py3.12/bin/python bench/hub_fanout.py [--subscribers N] [--secret]
+        [--metrics]
 
 (``scripts/test`` makes that environment; ``--rounds`` defaults to 3.)
 """
@@ -70,6 +74,40 @@ async def raw_client(base: str, count: int, concurrency: int) -> None:
         await asyncio.gather(*(post(n) for n in range(count)))
 
 
+def metrics_cost(topic: str, batches: int = 40, size: int = 500) -> float:
+    """CPU microseconds per delivery that metrics add: the POST timing wrapper, and the
+    batch's counting, latency query and bucketing, measured alone (with no network, so
+    the figure holds however busy the machine is)."""
+    from django.conf import settings
+
+    from django_push import metrics
+    from django_push.hub import distribution
+
+    settings.PUSH_METRICS = True
+    content = distribution.store(topic, BODY, "application/atom+xml", "http://hub.test/hub/")
+    job = distribution.Job(1, content.pk, 1, "http://127.0.0.1/cb", "")
+    outcomes = [distribution.Outcome(job, 204)] * size
+
+    async def answer() -> int:
+        return 204
+
+    async def send_all(timed: bool) -> None:
+        for _ in range(size):
+            await (metrics.timed_post(answer()) if timed else answer())
+
+    spent = 0.0
+    for _ in range(batches):
+        started = time.process_time()
+        asyncio.run(send_all(True))
+        metrics.count_deliveries(outcomes, 0)
+        spent += time.process_time() - started
+        started = time.process_time()
+        asyncio.run(send_all(False))
+        spent -= time.process_time() - started
+    content.delete()
+    return spent / (batches * size) * 1e6
+
+
 def setup_django(db_path: Path) -> None:
     import django
     from django.conf import settings
@@ -102,6 +140,9 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--secret", action="store_true", help="sign every delivery (sha256)")
+    parser.add_argument(
+        "--metrics", action="store_true", help="also fan out with PUSH_METRICS on, each round"
+    )
     args = parser.parse_args()
 
     counter = multiprocessing.Value("q", 0)
@@ -140,7 +181,26 @@ def main() -> None:
             f"concurrency {conf.PUSH_HUB_CONCURRENCY}, signed: {args.secret}"
         )
 
-        raw_rates, hub_rates = [], []
+        from django.conf import settings
+
+        def hub_round(round_: int) -> tuple[float, float]:
+            """Deliveries per second, and CPU microseconds of this process per delivery."""
+            start_count = counter.value
+            started, cpu = time.perf_counter(), time.process_time()
+            content = distribution.store(
+                topic, BODY, "application/atom+xml", "http://hub.test/hub/"
+            )
+            start_fanout(content.deliveries.count(), content.pk)  # immediate backend: runs here
+            wait_for(counter, start_count + n)
+            rate = n / (time.perf_counter() - started)
+            cpu_per_delivery = (time.process_time() - cpu) / n * 1e6
+            delivered = content.deliveries.filter(status="delivered").count()
+            assert delivered == n, f"round {round_}: {delivered} of {n} recorded as delivered"
+            Content.objects.all().delete()
+            return rate, cpu_per_delivery
+
+        raw_rates, hub_rates, metered_rates = [], [], []
+        hub_cpu, metered_cpu = [], []
         for round_ in range(1, args.rounds + 1):
             start_count = counter.value
             started = time.perf_counter()
@@ -148,20 +208,35 @@ def main() -> None:
             wait_for(counter, start_count + n)
             raw_rates.append(n / (time.perf_counter() - started))
 
-            start_count = counter.value
-            started = time.perf_counter()
-            content = distribution.store(
-                topic, BODY, "application/atom+xml", "http://hub.test/hub/"
-            )
-            start_fanout(content.deliveries.count(), content.pk)  # immediate backend: runs here
-            wait_for(counter, start_count + n)
-            hub_rates.append(n / (time.perf_counter() - started))
-            delivered = content.deliveries.filter(status="delivered").count()
-            assert delivered == n, f"round {round_}: {delivered} of {n} recorded as delivered"
-            Content.objects.all().delete()
-            print(
+            # With --metrics, which of the two fan-outs runs first alternates by round.
+            order = [False, True] if round_ % 2 else [True, False]
+            for metered in order if args.metrics else [False]:
+                settings.PUSH_METRICS = metered
+                rate, cpu = hub_round(round_)
+                (metered_rates if metered else hub_rates).append(rate)
+                (metered_cpu if metered else hub_cpu).append(cpu)
+            line = (
                 f"round {round_}: raw aiohttp {raw_rates[-1]:8.0f}/s   "
                 f"hub {hub_rates[-1]:8.0f}/s   ratio {hub_rates[-1] / raw_rates[-1]:.2f}"
+            )
+            if args.metrics:
+                line += (
+                    f"   with metrics {metered_rates[-1]:8.0f}/s "
+                    f"({metered_rates[-1] / hub_rates[-1]:.3f} of without)   CPU per delivery "
+                    f"{hub_cpu[-1]:.1f} us without, {metered_cpu[-1]:.1f} us with"
+                )
+            print(line)
+        if args.metrics:
+            from prometheus_client import REGISTRY
+
+            counted = REGISTRY.get_sample_value(
+                "django_push_hub_deliveries_total", {"outcome": "delivered"}
+            )
+            assert counted == n * args.rounds, f"metrics counted {counted} deliveries"
+            own = metrics_cost(topic)
+            print(
+                f"metrics' own CPU per delivery: {own:.2f} us (timed_post, then count_deliveries "
+                "on batches of 500)"
             )
 
     raw, hub = statistics.median(raw_rates), statistics.median(hub_rates)
@@ -169,6 +244,18 @@ def main() -> None:
         f"median: raw aiohttp {raw:.0f} deliveries/s, hub {hub:.0f} deliveries/s, "
         f"ratio {hub / raw:.2f} (target >= 0.60)"
     )
+    if args.metrics:
+        metered = statistics.median(metered_rates)
+        ratios = [m / h for m, h in zip(metered_rates, hub_rates, strict=True)]
+        print(
+            f"median with metrics: {metered:.0f} deliveries/s, {metered / hub:.3f} of the hub "
+            f"without (per round: {', '.join(f'{r:.3f}' for r in ratios)}; target >= 0.95)"
+        )
+        without, with_ = statistics.median(hub_cpu), statistics.median(metered_cpu)
+        print(
+            f"median CPU per delivery: {without:.1f} us without metrics, {with_:.1f} us with "
+            f"(+{(with_ / without - 1) * 100:.1f} %)"
+        )
     server.terminate()
 
 

@@ -3,12 +3,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from django_push.hub.health import health
 from tests.testapp import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("subscriber/", include("django_push.subscriber.urls")),
     path("hub/", include("django_push.hub.urls")),
+    path("hub-health/", health, name="push_hub_health"),
+    path("metrics/", include("django_push.metrics.urls")),
     path("feed/", views.BlogFeed(), name="feed"),
     path("mymodel/feed/", views.MyFeed(), name="feed_for_mymodel"),
     path("custom-hub-feed/", views.CustomHubFeed(), name="custom_hub_feed"),

@@ -193,6 +193,7 @@ def check_hub_settings(
         "PUSH_HUB_MAX_PUBLISH_URLS": True,
         "PUSH_HUB_MAX_PENDING_PER_HOST": True,
         "PUSH_HUB_MAX_PENDING": True,
+        "PUSH_HUB_HEALTH_MAX_AGE": True,
     }
     for name, integer in numbers.items():
         value = getattr(conf, name)
@@ -254,7 +255,23 @@ def check_common_settings(
             )
         )
     errors.extend(_check_network_guard())
+    errors.extend(_check_metrics())
     return errors
+
+
+def _check_metrics() -> list[CheckMessage]:
+    from django_push import metrics
+
+    if not conf.PUSH_METRICS or metrics.available():
+        return []
+    return [
+        Error(
+            "PUSH_METRICS is on but prometheus_client is not installed: no metric is recorded.",
+            hint='Install the extra: pip install "django-push[metrics]", or set PUSH_METRICS '
+            "to False.",
+            id="django_push.E010",
+        )
+    ]
 
 
 def _private_switch_name() -> str:

@@ -200,6 +200,19 @@ class Settings:
         value: int = getattr(settings, "PUSH_HUB_MAX_PENDING", 5000)  # E105 checks it
         return value
 
+    @property
+    def PUSH_HUB_HEALTH_MAX_AGE(self) -> int:
+        """Seconds work may wait for a worker before the health view answers 503."""
+        value: int = getattr(settings, "PUSH_HUB_HEALTH_MAX_AGE", 900)  # E105 checks it
+        return value
+
+    # Metrics (the django-push[metrics] extra) ---------------------------------------------
+
+    @property
+    def PUSH_METRICS(self) -> bool:
+        """Record Prometheus metrics (needs ``prometheus_client``: E010 checks it)."""
+        return bool(getattr(settings, "PUSH_METRICS", False))
+
     # Network guard (every role) ----------------------------------------------------------
 
     @property

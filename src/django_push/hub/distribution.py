@@ -15,7 +15,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from django_push import http, protocol, signatures
+from django_push import http, metrics, protocol, signatures
 from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import signals
@@ -61,7 +61,9 @@ def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | Non
         logger.info("Hub fetched %s: unchanged, nothing delivered", topic)
         if ping is not None:
             ping.unchanged(last)
+        metrics.count_publish("unchanged")
         return None
+    metrics.count_publish("fetched")
     return store(topic, response.body, response.content_type, hub_url, ping)
 
 
@@ -81,6 +83,7 @@ def _fetch_failed(
     topic: str, hub_url: str, ping: Ping | None, reason: str, *, transient: bool
 ) -> None:
     retry_at = None if ping is None else ping.fail(reason, transient=transient)
+    metrics.count_publish("failed" if retry_at is None else "retried")
     if retry_at is None:
         logger.error("Hub could not fetch %s: %s", topic, reason)
         return
@@ -251,7 +254,9 @@ async def _send_all(
             headers = {**headers, protocol.SIGNATURE_HEADER: signature}
         async with semaphore:
             try:
-                status = await http.deliver(session, job.callback, body, headers, guard=guard)
+                status = await metrics.timed_post(
+                    http.deliver(session, job.callback, body, headers, guard=guard)
+                )
             except FetchError as exc:
                 return Outcome(job, None, exc.reason)
         return Outcome(job, status)
@@ -289,6 +294,7 @@ def record(batch: Batch, outcomes: list[Outcome]) -> None:
         for outcome in not_delivered:
             if outcome.status != 410:
                 _schedule_retry(outcome, batch.token, now)
+    metrics.count_deliveries(outcomes, len(gone), now)
 
 
 def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> None:
@@ -299,6 +305,7 @@ def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> Non
         return
     if delivery.fail(outcome.status, outcome.error, now):
         logger.error("Gave up delivering to %s: %s", outcome.job.callback, delivery.last_error)
+        metrics.count_delivery("gave_up")
         failed = {
             "subscription_id": delivery.subscription_id,
             "content_id": delivery.content_id,
@@ -307,6 +314,7 @@ def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> Non
         }
         signals.send_on_commit(signals.delivery_failed, Delivery, failed)
     else:
+        metrics.count_delivery("retried")
         logger.warning(
             "Delivery to %s failed (%s); retry %s at %s",
             outcome.job.callback,

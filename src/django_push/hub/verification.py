@@ -19,7 +19,7 @@ import aiohttp
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
 
-from django_push import http, protocol
+from django_push import http, metrics, protocol
 from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import signals
@@ -187,6 +187,7 @@ def record(token: str, verdicts: list[Verdict]) -> int:
         for status, decided in groupby(by_status, key=lambda verdict: verdict.status):
             reasons = {verdict.check.pk: verdict.reason for verdict in decided}
             Intent.objects.decide(status, reasons)
+    metrics.count_verifications(verdict.status for verdict in verdicts)
     for verdict in verdicts:
         check = verdict.check
         log = logger.info if verdict.status == Intent.Status.VERIFIED else logger.warning

@@ -14,6 +14,8 @@ class SubscriberConfig(AppConfig):
         from django.core import checks
 
         from django_push import checks as push_checks
+        from django_push import metrics
 
         checks.register(push_checks.check_subscriber_settings)
         checks.register(push_checks.check_common_settings)
+        metrics.instruments()  # PUSH_METRICS on: registered now, so a scrape shows zeros

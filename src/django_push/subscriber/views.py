@@ -21,7 +21,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from django_push import protocol, signatures
+from django_push import metrics, protocol, signatures
 from django_push.conf import conf
 from django_push.links import parse_links
 from django_push.responses import plain_text
@@ -173,8 +173,10 @@ class CallbackView(View):
             body = self.read_body(request, limit)
             self.check_content(request, subscription, callback, body)
         except Answer as answer:
+            metrics.count_refusal(answer.response.status_code)
             return answer.response
         self.accept_content(request, subscription, body)
+        metrics.count_notification("accepted")
         return plain_text(200)
 
     def handle_subscription(self) -> Any:
@@ -293,6 +295,7 @@ class CallbackView(View):
         if callback == "legacy" and subscription.legacy_moved_at is not None:
             # The hub also delivers this to the new URL until it drops the 1.1 one.
             logger.info("Dropped a duplicate on the 1.1 callback of %s", subscription.topic)
+            metrics.count_notification("duplicate")
             raise Answer(200)
         if not subscription.is_active:
             logger.info("Dropped a notification for inactive subscription %s", subscription.pk)
@@ -306,6 +309,7 @@ class CallbackView(View):
         if not signatures.verify(subscription.secret, body, header):
             # S-20: drop it but answer 2xx, so probing teaches nothing.
             logger.warning("Dropped a notification with a bad signature for %s", subscription.topic)
+            metrics.count_notification("bad_signature")
             raise Answer(200)
 
     def accept_content(self, request: HttpRequest, subscription: Subscription, body: bytes) -> None:

@@ -1,0 +1,11 @@
+# urls.py: the hub, its health view, and the Prometheus scrape view.
+from django.urls import include, path
+
+from django_push.hub.health import health
+
+urlpatterns = [
+    path("hub/", include("django_push.hub.urls")),
+    path("hub/health/", health, name="hub_health"),
+    # Route it where only Prometheus can reach it (see "Who may scrape" below).
+    path("metrics/", include("django_push.metrics.urls")),
+]

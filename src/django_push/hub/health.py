@@ -1,0 +1,120 @@
+"""Is the hub working? Figures for ``hub_stats``, the metrics' gauges and the health view.
+
+Every query here is bounded or served by an index: the health view faces the internet, and
+a stranger who calls it in a loop must cost the database no more than a 404 does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from dataclasses import asdict, dataclass
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError
+from django.db.models import Min
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
+
+from django_push.conf import conf
+from django_push.hub.models import Delivery, Intent, Ping
+
+logger = logging.getLogger("django_push")
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Seconds the oldest work of each kind has been waiting for a worker (0 when none)."""
+
+    deliveries: float
+    verifications: float
+    publishes: float
+
+    @property
+    def oldest(self) -> float:
+        return max(self.deliveries, self.verifications, self.publishes)
+
+
+def _age(oldest: datetime.datetime | None, now: datetime.datetime) -> float:
+    return 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+
+
+def backlog() -> Backlog:
+    """Three ``MIN()`` queries: due deliveries (partial index on ``next_attempt_at``),
+    pending verifications (at most ``PUSH_HUB_MAX_PENDING``) and due publish requests
+    (one pending per topic at most)."""
+    now = timezone.now()
+    intent = Intent.objects.pending().aggregate(oldest=Min("created_at"))["oldest"]
+    ping = (
+        Ping.objects.pending()
+        .filter(next_attempt_at__lte=now)
+        .aggregate(oldest=Min("next_attempt_at"))["oldest"]
+    )
+    return Backlog(delivery_backlog(now), _age(intent, now), _age(ping, now))
+
+
+def delivery_backlog(now: datetime.datetime | None = None) -> float:
+    """Seconds the oldest due delivery has waited (0 when none is due): one ``MIN()`` over
+    the partial index of pending deliveries."""
+    now = now or timezone.now()
+    oldest = Delivery.objects.filter(status=Delivery.Status.PENDING).aggregate(
+        oldest=Min("next_attempt_at")
+    )["oldest"]
+    return _age(oldest, now)
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the health view says: only fixed words, nothing from the data or the errors."""
+
+    status: str  # "ok" or "unavailable"
+    database: str  # "ok" or "unreachable"
+    workers: str  # "ok", "late" or "unknown" (the database could not say)
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+DATABASE_DOWN = "the database is unreachable"
+WORKERS_LATE = (
+    "work has waited for a worker longer than PUSH_HUB_HEALTH_MAX_AGE: are the workers running?"
+)
+
+
+def check(work: Backlog | None = None) -> Health:
+    """The database answers, and no work has waited longer than ``PUSH_HUB_HEALTH_MAX_AGE``
+    (a hub with nothing to do is healthy: workers are not asked to prove they exist)."""
+    if work is None:
+        try:
+            work = backlog()
+        except DatabaseError:
+            # Logged here, never shown: the error names hosts, ports and users.
+            logger.exception("Hub health check: the database is unreachable")
+            return Health("unavailable", "unreachable", "unknown", DATABASE_DOWN)
+    if work.oldest > conf.PUSH_HUB_HEALTH_MAX_AGE:
+        return Health("unavailable", "ok", "late", WORKERS_LATE)
+    return Health("ok", "ok", "ok")
+
+
+@csrf_exempt  # GET and HEAD only: a POST gets 405, not a CSRF page
+@login_not_required
+@require_safe
+def health(request: HttpRequest) -> HttpResponse:
+    """200 with ``{"status": "ok", ...}``, or 503 with the reason; GET and HEAD only.
+
+    The query string is ignored, nothing is written, nothing is enqueued: calling it in a
+    loop costs three indexed queries a call.
+    """
+    result = check()
+    fields = {key: value for key, value in asdict(result).items() if value}
+    response = HttpResponse(
+        json.dumps(fields), status=200 if result.ok else 503, content_type="application/json"
+    )
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

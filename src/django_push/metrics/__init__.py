@@ -1,0 +1,307 @@
+"""Prometheus metrics of the hub and the subscriber (the ``django-push[metrics]`` extra).
+
+Every function here is a no-op unless ``PUSH_METRICS`` is on and ``prometheus_client`` is
+installed. The hot path calls them once per batch where it can: a fan-out batch counts its
+outcomes in one call, and the durations of its POSTs are kept in a queue and observed when
+the batch is recorded, off the event loop that sends the next one.
+
+The metrics live in ``prometheus_client``'s default ``REGISTRY``: the view in
+:mod:`django_push.metrics.views` exposes them, and so does django-prometheus's view when the
+site already has it. Gauges that describe the database (subscriptions, pending deliveries)
+are computed when scraped, by :class:`django_push.metrics.collector.HubCollector`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+
+from django_push.conf import conf
+
+try:
+    import prometheus_client  # noqa: F401
+except ImportError:  # the extra is not installed: every function below does nothing
+    INSTALLED = False
+else:
+    INSTALLED = True
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Histogram
+
+__all__ = [
+    "DELIVERY_OUTCOMES",
+    "NOTIFICATION_OUTCOMES",
+    "PUBLISH_OUTCOMES",
+    "VERIFICATION_OUTCOMES",
+    "available",
+    "count_deliveries",
+    "count_delivery",
+    "count_notification",
+    "count_publish",
+    "count_refusal",
+    "count_verifications",
+    "enabled",
+    "timed_post",
+]
+
+DeliveryOutcome = Literal["delivered", "retried", "gone", "gave_up"]
+PublishOutcome = Literal["fetched", "unchanged", "retried", "failed"]
+NotificationOutcome = Literal["accepted", "bad_signature", "refused", "duplicate"]
+
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = ("delivered", "retried", "gone", "gave_up")
+# The statuses an Intent is decided with (hub.models.Intent.Status).
+VERIFICATION_OUTCOMES = ("verified", "failed", "denied")
+PUBLISH_OUTCOMES: tuple[PublishOutcome, ...] = ("fetched", "unchanged", "retried", "failed")
+# "duplicate": a notification the subscriber had already received (the 1.1 callback of a
+# moved subscription, or a repeated delivery), dropped with a 2xx.
+NOTIFICATION_OUTCOMES: tuple[NotificationOutcome, ...] = (
+    "accepted",
+    "bad_signature",
+    "refused",
+    "duplicate",
+)
+
+# Seconds from a content's fetch to its delivery: seconds for a healthy fan-out, up to
+# PUSH_HUB_RETRY_HORIZON (a day by default) for a delivery that needed retries.
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+# Seconds of one delivery POST, up to the timeout.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def available() -> bool:
+    """Whether ``prometheus_client`` is installed."""
+    return INSTALLED
+
+
+def enabled() -> bool:
+    """Whether metrics are recorded: ``PUSH_METRICS`` is on and the extra is installed."""
+    return INSTALLED and conf.PUSH_METRICS
+
+
+@dataclass(frozen=True)
+class Instruments:
+    """The metric objects, made once per process, their labelled children ready."""
+
+    deliveries: dict[str, Counter]
+    verifications: dict[str, Counter]
+    publishes: dict[str, Counter]
+    notifications: dict[str, Counter]
+    latency: Histogram
+    duration: Histogram
+
+    @classmethod
+    def create(cls) -> Instruments:
+        from prometheus_client import Counter, Histogram
+
+        def outcomes(name: str, doc: str, labels: Iterable[str]) -> dict[str, Counter]:
+            counter = Counter(name, doc, ["outcome"])
+            return {label: counter.labels(label) for label in labels}
+
+        return cls(
+            deliveries=outcomes(
+                "django_push_hub_deliveries",
+                "Delivery attempts of the hub, by outcome.",
+                DELIVERY_OUTCOMES,
+            ),
+            verifications=outcomes(
+                "django_push_hub_verifications",
+                "Verifications of intent decided by the hub, by outcome.",
+                VERIFICATION_OUTCOMES,
+            ),
+            publishes=outcomes(
+                "django_push_hub_publishes",
+                "Topic fetches of the hub after a publish request, by outcome.",
+                PUBLISH_OUTCOMES,
+            ),
+            notifications=outcomes(
+                "django_push_subscriber_notifications",
+                "Content notifications received by the subscriber's callback view, by outcome.",
+                NOTIFICATION_OUTCOMES,
+            ),
+            latency=Histogram(
+                "django_push_hub_publish_to_delivery_seconds",
+                "Seconds from a content's fetch to its successful delivery.",
+                buckets=LATENCY_BUCKETS,
+            ),
+            duration=Histogram(
+                "django_push_hub_delivery_duration_seconds",
+                "Seconds of one delivery POST, from sending to the answer's status line.",
+                buckets=DURATION_BUCKETS,
+            ),
+        )
+
+
+_instruments: Instruments | None = None
+_lock = threading.Lock()
+# Durations of delivery POSTs not observed yet: appended on the event loop, observed in
+# bulk by count_deliveries() in the thread that records the batch.
+_durations: deque[float] = deque()
+
+
+def instruments() -> Instruments | None:
+    """The metric objects, made (and registered) on first use; ``None`` when metrics are off."""
+    global _instruments
+    if not enabled():
+        return None
+    if _instruments is None:
+        with _lock:
+            if _instruments is None:
+                _instruments = Instruments.create()
+                from django_push.metrics.collector import register_hub_collector
+
+                register_hub_collector()
+    return _instruments
+
+
+# Hub -----------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def timed_post(sending: Awaitable[T]) -> Awaitable[T]:
+    """``sending`` itself when metrics are off; else the same, with its duration kept for
+    the delivery duration histogram (failures included: a timeout is a slow POST)."""
+    if not enabled():
+        return sending
+    return _timed(sending)
+
+
+async def _timed(sending: Awaitable[T]) -> T:
+    started = time.perf_counter()
+    try:
+        return await sending
+    finally:
+        _durations.append(time.perf_counter() - started)
+
+
+class _Job(Protocol):
+    @property
+    def content_id(self) -> int: ...
+
+
+class _Outcome(Protocol):
+    """What the fan-out records of one delivery (``hub.distribution.Outcome``)."""
+
+    @property
+    def job(self) -> _Job: ...
+
+    @property
+    def ok(self) -> bool: ...
+
+
+def count_deliveries(
+    outcomes: Iterable[_Outcome], gone: int = 0, now: datetime.datetime | None = None
+) -> None:
+    """Count a recorded batch: its successful ``outcomes`` and its ``gone`` answers (410;
+    retries and give-ups are counted row by row, with :func:`count_delivery`). Observes the
+    publish-to-delivery latency of each success, and the POST durations kept so far."""
+    metrics = instruments()
+    if metrics is None:
+        return
+    delivered = [outcome.job.content_id for outcome in outcomes if outcome.ok]
+    if delivered:
+        metrics.deliveries["delivered"].inc(len(delivered))
+        _observe_latency(metrics.latency, delivered, now)
+    if gone:
+        metrics.deliveries["gone"].inc(gone)
+    durations = []
+    while _durations:
+        durations.append((_durations.popleft(), 1))
+    observe_many(metrics.duration, durations)
+
+
+def count_delivery(outcome: DeliveryOutcome) -> None:
+    """Count one delivery outcome decided row by row (a retry, or giving up)."""
+    metrics = instruments()
+    if metrics is not None:
+        metrics.deliveries[outcome].inc()
+
+
+def _observe_latency(
+    histogram: Histogram, contents: list[int], now: datetime.datetime | None
+) -> None:
+    from django.utils import timezone
+
+    from django_push.hub.models import Content
+
+    now = now or timezone.now()
+    # A batch holds one content, or a few: one small query by primary key.
+    fetched_at = dict(Content.objects.filter(pk__in=set(contents)).values_list("pk", "fetched_at"))
+    delivered: dict[int, int] = {}
+    for content in contents:
+        delivered[content] = delivered.get(content, 0) + 1
+    observe_many(
+        histogram,
+        [
+            (max(0.0, (now - fetched_at[content]).total_seconds()), count)
+            for content, count in delivered.items()
+            if content in fetched_at
+        ],
+    )
+
+
+def observe_many(histogram: Histogram, observations: Iterable[tuple[float, int]]) -> None:
+    """Observe each ``(value, times)`` in ``histogram``: bucketed here, then one increment
+    per bucket, where ``Histogram.observe`` takes a lock per value (ten times slower, which
+    the fan-out would feel)."""
+    bounds: list[float] | None = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # not the layout we know
+        for amount, times in observations:
+            for _ in range(times):
+                histogram.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    added = 0.0
+    for amount, times in observations:
+        counts[bisect_left(bounds, amount)] += times  # the first bound >= amount
+        added += amount * times
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    if added:
+        total.inc(added)
+
+
+def count_verifications(statuses: Iterable[str]) -> None:
+    """Count the decided verifications of a batch, by their status."""
+    metrics = instruments()
+    if metrics is None:
+        return
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    for status, count in counts.items():
+        if status in metrics.verifications:
+            metrics.verifications[status].inc(count)
+
+
+def count_publish(outcome: PublishOutcome) -> None:
+    """Count the outcome of one topic fetch."""
+    metrics = instruments()
+    if metrics is not None:
+        metrics.publishes[outcome].inc()
+
+
+# Subscriber ------------------------------------------------------------------------------
+
+
+def count_notification(outcome: NotificationOutcome) -> None:
+    """Count one content notification the callback view received, by outcome."""
+    metrics = instruments()
+    if metrics is not None:
+        metrics.notifications[outcome].inc()
+
+
+def count_refusal(status: int) -> None:
+    """Count a notification answered with ``status``: a refusal if it is 4xx or 5xx (the
+    2xx drops are counted where they are decided)."""
+    if status >= 400:
+        count_notification("refused")

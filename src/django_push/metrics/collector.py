@@ -1,0 +1,90 @@
+"""Gauges computed when Prometheus scrapes, from the hub's tables: never kept up to date on
+the hot path. Results are kept for ``GAUGE_TTL`` seconds, so scraping in a loop costs one
+round of queries per interval and process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from django.db import DatabaseError
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
+
+logger = logging.getLogger("django_push")
+
+GAUGE_TTL = 5.0
+
+GAUGES = {
+    "django_push_hub_active_subscriptions": "Subscriptions whose lease has not ended.",
+    "django_push_hub_pending_deliveries": "Deliveries not yet delivered nor given up.",
+    "django_push_hub_oldest_pending_delivery_age_seconds": (
+        "Seconds the oldest due delivery has waited to be delivered (0 when none is due)."
+    ),
+}
+
+
+class HubCollector(Collector):
+    """The hub's gauges, from three indexed queries."""
+
+    _lock = threading.Lock()
+    _cached: tuple[float, dict[str, float]] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        # Registering must not query the database.
+        return [GaugeMetricFamily(name, doc) for name, doc in GAUGES.items()]
+
+    def collect(self) -> Iterator[Metric]:
+        values = self.values()
+        for name, doc in GAUGES.items():
+            if name in values:
+                yield GaugeMetricFamily(name, doc, value=values[name])
+
+    @classmethod
+    def values(cls) -> dict[str, float]:
+        with cls._lock:
+            cached = cls._cached
+            if cached is not None and time.monotonic() - cached[0] < GAUGE_TTL:
+                return cached[1]
+            try:
+                values = cls.query()
+            except DatabaseError:
+                logger.exception("Metrics: the hub's gauges could not be read")
+                values = {}
+            cls._cached = (time.monotonic(), values)
+            return values
+
+    @classmethod
+    def forget(cls) -> None:
+        """Drop the kept values: the next scrape queries again."""
+        with cls._lock:
+            cls._cached = None
+
+    @staticmethod
+    def query() -> dict[str, float]:
+        from django_push.hub.health import delivery_backlog
+        from django_push.hub.models import Delivery, HubSubscription
+
+        return {
+            "django_push_hub_active_subscriptions": HubSubscription.objects.active().count(),
+            "django_push_hub_pending_deliveries": Delivery.objects.filter(
+                status=Delivery.Status.PENDING
+            ).count(),
+            "django_push_hub_oldest_pending_delivery_age_seconds": delivery_backlog(),
+        }
+
+
+_registered = False
+
+
+def register_hub_collector() -> None:
+    """Add the hub's gauges to the default registry once, if the hub app is installed."""
+    global _registered
+    from django.apps import apps
+
+    if _registered or not apps.is_installed("django_push.hub"):
+        return
+    REGISTRY.register(HubCollector())
+    _registered = True
