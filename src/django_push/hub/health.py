@@ -22,7 +22,7 @@ from django.views.decorators.http import require_safe
 from django_push.conf import conf
 from django_push.hub.models import Delivery, Intent, Ping
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.hub")
 
 
 @dataclass(frozen=True)

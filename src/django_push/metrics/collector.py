@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.hub")
 
 GAUGE_TTL = 5.0
 
