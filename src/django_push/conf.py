@@ -200,6 +200,17 @@ class Settings:
         value: int = getattr(settings, "PUSH_HUB_MAX_PENDING", 5000)  # E105 checks it
         return value
 
+    @property
+    def PUSH_HUB_DIRECT_PUBLISH(self) -> bool:
+        """Accept content POSTed to the direct publish URL, signed with the shared secret."""
+        return bool(getattr(settings, "PUSH_HUB_DIRECT_PUBLISH", False))
+
+    @property
+    def PUSH_HUB_DIRECT_PUBLISH_SECRET(self) -> str:
+        """The secret direct publish requests are signed with (E106 checks it)."""
+        value: str = getattr(settings, "PUSH_HUB_DIRECT_PUBLISH_SECRET", "")
+        return value
+
     # Network guard (every role) ----------------------------------------------------------
 
     @property
