@@ -318,3 +318,25 @@ def test_check_passes_when_off_or_with_a_long_secret(settings):
     settings.PUSH_HUB_DIRECT_PUBLISH = True
     settings.PUSH_HUB_DIRECT_PUBLISH_SECRET = "x" * 32
     assert "django_push.E106" not in [e.id for e in check_hub_settings()]
+
+
+# The documented example -----------------------------------------------------------------------
+
+
+def test_docs_example(live_server, server, topic, enabled):
+    import runpy
+    from pathlib import Path
+
+    example = runpy.run_path(
+        str(Path(__file__).parent.parent / "docs" / "examples" / "direct_publish_example.py")
+    )
+    example["publish_from_the_hub_site"](topic, b"<feed>1</feed>")
+    status = example["publish_from_elsewhere"](
+        live_server.url + "/hub/", SECRET, topic, b"<feed>2</feed>"
+    )
+    run_queued()
+    assert status == 202
+    assert [r.body for r in server.requests if r.path == "/plain"] == [
+        b"<feed>1</feed>",
+        b"<feed>2</feed>",
+    ]
