@@ -340,3 +340,14 @@ def test_docs_example(live_server, server, topic, enabled):
         b"<feed>1</feed>",
         b"<feed>2</feed>",
     ]
+
+
+def test_escaped_unreserved_characters_name_the_same_topic(live_server, server, enabled):
+    # H-4: subscriptions store topics with %7E and the like decoded.
+    subscribe(server.url + "/cb", server.url + "/~user/feed")
+    escaped = server.url + "/%7Euser/feed"
+    status, _ = send(live_server, escaped, b"<feed/>", signed(escaped))
+    run_queued()
+    assert status == 202
+    assert Content.objects.get().topic == server.url + "/~user/feed"
+    assert [r.body for r in server.requests if r.path == "/cb"] == [b"<feed/>"]

@@ -366,3 +366,10 @@ def test_contents_count_each_subscriber_once_after_sending_again(admin_client, g
     content = Content.objects.get()
     assert content.deliveries.count() == 3
     assert len(posts(gave_up, "/cb")) == 3 + 3 + 3
+
+
+def test_escaped_unreserved_characters_name_the_same_topic(server):
+    subscribe(server.url + "/cb", server.url + "/topic")
+    publish(server, b"once")
+    replay(server.url + "/%74opic")  # %74 is "t"
+    assert [r.body for r in posts(server, "/cb")] == [b"once", b"once"]

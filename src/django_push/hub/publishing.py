@@ -23,6 +23,7 @@ from django_push.conf import conf
 from django_push.hub.distribution import store
 from django_push.hub.models import Content, HubSubscription
 from django_push.hub.params import topic_allowed
+from django_push.urlnorm import decode_unreserved
 
 logger = logging.getLogger("django_push")
 
@@ -54,6 +55,7 @@ def publish_content(
     """
     from django_push.hub.tasks import start_fanout
 
+    topic = decode_unreserved(topic)  # as subscriptions store it (H-4)
     hub_url = hub_url or conf.PUSH_HUB_URL
     if not hub_url:
         raise PublishRefused("this hub does not know its public URL (PUSH_HUB_URL)", 503)

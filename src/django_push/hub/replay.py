@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from django_push.hub.models import Content, Delivery, HubSubscription, SubscriptionQuerySet, host_of
 from django_push.hub.tasks import start_fanout
+from django_push.urlnorm import decode_unreserved
 
 
 class ReplayError(ValueError):
@@ -52,7 +53,7 @@ def content_to_send(topic: str | None = None, content_id: int | None = None) -> 
         content = Content.objects.filter(pk=content_id).first()
         if content is None:
             raise ReplayError(f"No content #{content_id}: see the admin's published contents.")
-        if topic and content.topic != topic:
+        if topic and content.topic != decode_unreserved(topic):
             raise ReplayError(
                 f"Content #{content_id} is of topic {content.topic}, not {topic}: "
                 "drop one of them, or pick a content of that topic."
@@ -60,6 +61,7 @@ def content_to_send(topic: str | None = None, content_id: int | None = None) -> 
         return content
     if not topic:
         raise ReplayError("Name a topic, or a content by its id.")
+    topic = decode_unreserved(topic)  # as subscriptions store it (H-4)
     latest = Content.objects.latest_of(topic)
     if latest is None:
         raise ReplayError(
@@ -130,11 +132,18 @@ def execute(plan: Plan) -> int:
     how many deliveries will be sent."""
     content = plan.content
     with transaction.atomic():
-        Delivery.objects.bulk_create(
-            Delivery(content=content, subscription_id=pk) for pk in plan.create
+        # Two senders of one content at once would both create the missing rows: the
+        # content's row lock makes the second see the first's.
+        list(Content.objects.select_for_update().filter(pk=content.pk).values_list("pk"))
+        made = set(
+            content.deliveries.filter(subscription_id__in=plan.create).values_list(
+                "subscription_id", flat=True
+            )
         )
+        create = [pk for pk in plan.create if pk not in made]
+        Delivery.objects.bulk_create(Delivery(content=content, subscription_id=pk) for pk in create)
         reset = Delivery.objects.filter(content=content, subscription_id__in=plan.reset)
-        count = len(plan.create) + reset.send_again()
+        count = len(create) + reset.send_again()
         transaction.on_commit(lambda: start_fanout(count, content.pk))
     return count
 
