@@ -373,3 +373,17 @@ def test_escaped_unreserved_characters_name_the_same_topic(server):
     publish(server, b"once")
     replay(server.url + "/%74opic")  # %74 is "t"
     assert [r.body for r in posts(server, "/cb")] == [b"once", b"once"]
+
+
+def test_retry_now_action_gives_given_up_deliveries_a_fresh_schedule(admin_client, gave_up):
+    pks = list(Delivery.objects.values_list("pk", flat=True))
+    response = admin_client.post(
+        reverse("admin:push_hub_delivery_changelist"),
+        {"action": "retry_now", "_selected_action": pks},
+        follow=True,
+    )
+    run_queued()
+    assert "3 delivery(ies) queued again." in response.content.decode()
+    assert set(Delivery.objects.values_list("status", "attempts", "first_failure_at")) == {
+        ("delivered", 1, None)
+    }

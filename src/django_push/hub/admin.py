@@ -122,9 +122,11 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Retry selected deliveries now"))
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        count = queryset.exclude(status=Delivery.Status.DELIVERED).update(
-            status=Delivery.Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None
+        due = queryset.filter(status=Delivery.Status.PENDING).update(
+            next_attempt_at=timezone.now(), claimed_until=None
         )
+        # Given up: a fresh retry schedule, as from the "gave up" page.
+        count = due + Delivery.objects.filter(pk__in=queryset.values("pk")).gave_up().send_again()
         start_fanout(count)
         self.message_user(request, f"{count} delivery(ies) queued again.", messages.SUCCESS)
 
