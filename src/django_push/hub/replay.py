@@ -78,7 +78,7 @@ def plan(
     """Which subscriptions of the content's topic get it again: those named by id or callback,
     else every active one. A named subscription that is unknown, of another topic or no
     longer active raises ``ReplayError``."""
-    ids, urls = list(subscription_ids), list(callbacks)
+    ids, urls = list(subscription_ids), [decode_unreserved(url) for url in callbacks]
     chosen: SubscriptionQuerySet = HubSubscription.objects.filter(topic=content.topic)
     if ids or urls:
         chosen = chosen.filter(models.Q(pk__in=ids) | models.Q(callback__in=urls))
