@@ -352,3 +352,28 @@ def test_escaped_unreserved_characters_name_the_same_topic(live_server, server, 
     assert status == 202
     assert Content.objects.get().topic == server.url + "/~user/feed"
     assert [r.body for r in server.requests if r.path == "/cb"] == [b"<feed/>"]
+
+
+def test_content_length_not_a_number(live_server, server, topic, enabled):
+    import http.client
+    import urllib.parse
+
+    netloc = urllib.parse.urlsplit(live_server.url).netloc
+    connection = http.client.HTTPConnection(netloc, timeout=10)
+    connection.putrequest("POST", "/hub/publish/?hub.topic=" + urllib.parse.quote(topic))
+    for name, value in {**signed(topic), "Content-Length": "many"}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (400, b"Content-Length must be a number")
+    connection.close()
+    nothing_happened(server)
+
+
+def test_no_known_hub_url(live_server, server, topic, enabled, settings):
+    settings.PUSH_HUB_URL = None
+    settings.ALLOWED_HOSTS = ["*"]  # lists no host by name (the live server adds its own)
+    settings.SITE_ID = 404  # and no such Site
+    status, text = send(live_server, topic, b"<feed/>", signed(topic))
+    assert (status, text) == (503, "This hub does not know its public URL (PUSH_HUB_URL)")
+    nothing_happened(server)
