@@ -202,6 +202,7 @@ def check_hub_settings(
             errors.append(
                 Error(f"{name} must be a positive {kind}, not {value!r}.", id="django_push.E105")
             )
+    errors.extend(_check_direct_publish())
     if not any(error.id == "django_push.E105" for error in errors):
         errors.extend(_check_claim_length())
     if conf.PUSH_ALLOW_PRIVATE_ADDRESSES:  # the switch in effect, under either name
@@ -214,6 +215,27 @@ def check_hub_settings(
             )
         )
     return errors
+
+
+# Shortest shared secret accepted for direct publishing (in characters).
+MIN_PUBLISH_SECRET = 32
+
+
+def _check_direct_publish() -> list[CheckMessage]:
+    secret = conf.PUSH_HUB_DIRECT_PUBLISH_SECRET
+    if not conf.PUSH_HUB_DIRECT_PUBLISH:
+        return []
+    if isinstance(secret, str) and len(secret) >= MIN_PUBLISH_SECRET:  # type: ignore[redundant-expr]
+        return []
+    return [
+        Error(
+            "PUSH_HUB_DIRECT_PUBLISH is on, but PUSH_HUB_DIRECT_PUBLISH_SECRET is not a string "
+            f"of at least {MIN_PUBLISH_SECRET} characters: anyone could guess it and publish.",
+            hint="Set it to a long random string, e.g. from "
+            "django.utils.crypto.get_random_string(50), shared only with your publishers.",
+            id="django_push.E106",
+        )
+    ]
 
 
 def _check_claim_length() -> list[CheckMessage]:

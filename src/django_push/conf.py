@@ -206,6 +206,17 @@ class Settings:
         value: int = getattr(settings, "PUSH_HUB_HEALTH_MAX_AGE", 900)  # E105 checks it
         return value
 
+    @property
+    def PUSH_HUB_DIRECT_PUBLISH(self) -> bool:
+        """Accept content POSTed to the direct publish URL, signed with the shared secret."""
+        return bool(getattr(settings, "PUSH_HUB_DIRECT_PUBLISH", False))
+
+    @property
+    def PUSH_HUB_DIRECT_PUBLISH_SECRET(self) -> str:
+        """The secret direct publish requests are signed with (E106 checks it)."""
+        value: str = getattr(settings, "PUSH_HUB_DIRECT_PUBLISH_SECRET", "")
+        return value
+
     # Metrics (the django-push[metrics] extra) ---------------------------------------------
 
     @property

@@ -3,11 +3,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_push.hub import replay
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 from django_push.hub.tasks import start_fanout
 
@@ -19,10 +23,19 @@ class HubSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["callback", "topic"]
     readonly_fields = ["created_at", "verified_at", "last_delivery_at", "failures"]
     exclude = ["secret"]
+    actions = ["send_latest_again"]
 
     @admin.display(description=_("active"), boolean=True)
     def active(self, obj: HubSubscription) -> bool:
         return obj.is_active
+
+    @admin.action(description=_("Send the latest content of their topic again"))
+    def send_latest_again(self, request: HttpRequest, queryset: QuerySet[HubSubscription]) -> None:
+        by_topic: dict[str, list[int]] = {}
+        for pk, topic in queryset.values_list("pk", "topic"):
+            by_topic.setdefault(topic, []).append(pk)
+        for topic, pks in sorted(by_topic.items()):
+            _send_again(self, request, topic=topic, subscription_ids=pks)
 
 
 @admin.register(Intent)
@@ -55,6 +68,12 @@ class ContentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["topic"]
     readonly_fields = ["topic", "content_type", "sha256", "hub_url", "fetched_at"]
     exclude = ["body"]
+    actions = ["send_again"]
+
+    @admin.action(description=_("Send again to every active subscriber of the topic"))
+    def send_again(self, request: HttpRequest, queryset: QuerySet[Content]) -> None:
+        for pk in queryset.values_list("pk", flat=True):
+            _send_again(self, request, content_id=pk)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Content]:
         counts = {
@@ -103,9 +122,11 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Retry selected deliveries now"))
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        count = queryset.exclude(status=Delivery.Status.DELIVERED).update(
-            status=Delivery.Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None
+        due = queryset.filter(status=Delivery.Status.PENDING).update(
+            next_attempt_at=timezone.now(), claimed_until=None
         )
+        # Given up: a fresh retry schedule, as from the "gave up" page.
+        count = due + Delivery.objects.filter(pk__in=queryset.values("pk")).gave_up().send_again()
         start_fanout(count)
         self.message_user(request, f"{count} delivery(ies) queued again.", messages.SUCCESS)
 
@@ -113,3 +134,47 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def drop(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         count, _ = queryset.delete()
         self.message_user(request, f"{count} delivery(ies) dropped.", messages.SUCCESS)
+
+    def get_urls(self) -> list[URLPattern]:
+        gave_up = path(
+            "gave-up/",
+            self.admin_site.admin_view(self.gave_up_view),
+            name="push_hub_delivery_gave_up",
+        )
+        return [gave_up, *super().get_urls()]
+
+    def gave_up_view(self, request: HttpRequest) -> HttpResponse:
+        """Given-up deliveries by callback host; POST ``host`` (or ``all``) retries them.
+
+        ``admin_view`` lets only active staff in and checks the CSRF token; changing
+        deliveries also needs the change permission.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            host = request.POST.get("host", "")
+            if request.POST.get("all") or host:
+                count = replay.retry_gave_up(None if request.POST.get("all") else host)
+                self.message_user(request, f"{count} delivery(ies) queued again.")
+            else:
+                self.message_user(request, "Choose a host, or all.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:push_hub_delivery_gave_up"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Deliveries the hub gave up on, by callback host"),
+            "groups": replay.gave_up_by_host(),
+            "can_retry": self.has_change_permission(request),
+        }
+        return TemplateResponse(request, "admin/push_hub/delivery/gave_up.html", context)
+
+
+def _send_again(model_admin: admin.ModelAdmin, request: HttpRequest, **chosen: Any) -> None:  # type: ignore[type-arg]
+    try:
+        plan = replay.send_again(**chosen)
+    except replay.ReplayError as exc:
+        model_admin.message_user(request, str(exc), messages.WARNING)
+        return
+    model_admin.message_user(request, f"Sending {plan}.", messages.SUCCESS)

@@ -467,6 +467,24 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         pks = locked_pks(self, limit)
         return Delivery.objects.filter(pk__in=pks).update(claimed_until=claim_until(), claim=token)
 
+    def gave_up(self) -> DeliveryQuerySet:
+        """Deliveries the hub stopped retrying (past ``PUSH_HUB_RETRY_HORIZON``)."""
+        return self.filter(status=Delivery.Status.FAILED)
+
+    def send_again(self) -> int:
+        """Make these delivered or given-up rows pending and due now, with a fresh retry
+        schedule (attempts and first failure cleared; the last status and error stay until
+        the next attempt). Pending rows are left alone: they are owed already. Returns how many.
+        """
+        return self.exclude(status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.PENDING,
+            attempts=0,
+            first_failure_at=None,
+            next_attempt_at=timezone.now(),
+            claimed_until=None,
+            claim="",
+        )
+
 
 class Delivery(models.Model):
     """Content owed to one subscription, and what happened when it was sent."""

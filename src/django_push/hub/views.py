@@ -92,7 +92,7 @@ class HubView(View):
         transaction.on_commit(lambda: start_verification(intent.pk))
         return plain_text(202, f"{parsed.mode} request accepted; verification follows")
 
-    def hub_url(self, request: HttpRequest) -> str | None:
+    def hub_url(self, request: HttpRequest, path: str | None = None) -> str | None:
         """The hub's public URL, sent as rel="hub" with deliveries (H-15); ``None`` when no
         trustworthy one is known.
 
@@ -104,11 +104,12 @@ class HubView(View):
         """
         if conf.PUSH_HUB_URL:
             return conf.PUSH_HUB_URL
+        path = request.path if path is None else path
         domain, port = split_domain_port(request.get_host())
         # A port in Host is kept only when it is the port the request reached (the
         # development server's): any other one is the sender's choice.
         if domain in listed_hosts() and (not port or port == str(request.get_port())):
-            return request.build_absolute_uri(request.path)
+            return request.build_absolute_uri(path)
         if apps.is_installed("django.contrib.sites"):
             from django.contrib.sites.models import Site
 
@@ -116,7 +117,7 @@ class HubView(View):
                 site = Site.objects.get_current(request)
             except (Site.DoesNotExist, ImproperlyConfigured):
                 return None
-            return f"{request.scheme}://{site.domain}{request.path}"
+            return f"{request.scheme}://{site.domain}{path}"
         return None
 
 
@@ -130,3 +131,65 @@ def listed_hosts() -> set[str]:
 
 
 hub = HubView.as_view()
+
+
+@method_decorator([csrf_exempt, login_not_required], name="dispatch")
+class PublishView(View):
+    """POST content to ``?hub.topic=<topic>`` to publish it without a fetch ("fat ping").
+
+    Off unless ``PUSH_HUB_DIRECT_PUBLISH``; each request is signed with the shared secret
+    (see :mod:`django_push.hub.publishing`). Checked in order: switched on, size, signature,
+    topic; then the content is stored and fanned out.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        from django_push.checks import MIN_PUBLISH_SECRET
+        from django_push.hub import publishing
+
+        if not conf.PUSH_HUB_DIRECT_PUBLISH:
+            return plain_text(404, "Direct publishing is off on this hub")
+        secret = conf.PUSH_HUB_DIRECT_PUBLISH_SECRET
+        if not isinstance(secret, str) or len(secret) < MIN_PUBLISH_SECRET:  # type: ignore[redundant-expr]
+            logger.error("Direct publish refused: PUSH_HUB_DIRECT_PUBLISH_SECRET is too short")
+            return plain_text(503, "Direct publishing is not configured on this hub")
+        limit = conf.PUSH_HUB_MAX_CONTENT_SIZE
+        try:
+            declared = int(request.headers.get("Content-Length") or 0)
+        except ValueError:
+            return plain_text(400, "Content-Length must be a number")
+        # Refused from Content-Length before reading; the read is capped all the same.
+        if declared > limit or len(body := request.read(limit + 1)) > limit:
+            return plain_text(413, f"Content is larger than {limit} bytes")
+        topic = request.GET.get(protocol.TOPIC, "")
+        content_type = request.headers.get("Content-Type", "")
+        refusal = publishing.check_signature(
+            secret,
+            request.headers.get(publishing.TIMESTAMP_HEADER, ""),
+            request.headers.get(publishing.SIGNATURE_HEADER, ""),
+            topic,
+            content_type,
+            body,
+        )
+        if refusal:
+            logger.warning("Direct publish to %r refused: %s", topic, refusal)
+            return plain_text(403, refusal)
+        try:
+            params.check_public_url(topic, protocol.TOPIC)
+            # The hub endpoint is this URL's parent, as both come from django_push.hub.urls.
+            hub_path = request.path.removesuffix("publish/")
+            hub_url = HubView().hub_url(request, hub_path)
+            if hub_url is None:
+                return plain_text(503, "This hub does not know its public URL (PUSH_HUB_URL)")
+            content = publishing.publish_content(topic, body, content_type, hub_url)
+        except params.InvalidRequest as exc:
+            return plain_text(400, str(exc))
+        except publishing.PublishRefused as exc:
+            return plain_text(exc.status, str(exc))
+        if content is None:
+            return plain_text(200, "Nothing to deliver: no active subscriber, or unchanged")
+        return plain_text(202, f"Publishing content #{content.pk}")
+
+
+publish = PublishView.as_view()

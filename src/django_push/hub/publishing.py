@@ -1,0 +1,131 @@
+"""Direct publishing ("fat ping"): the publisher hands the hub the content itself.
+
+The hub stores it and fans it out as if it had fetched it, with the same rules: the size
+cap, the topic policy, nothing stored without subscribers, an unchanged body skipped.
+Over HTTP (``PublishView``), it is off unless ``PUSH_HUB_DIRECT_PUBLISH`` is on, and every
+request carries an HMAC-SHA256 under ``PUSH_HUB_DIRECT_PUBLISH_SECRET`` of a timestamp, the
+topic, the Content-Type and the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+from django.core.cache import cache
+from django.db import transaction
+from django.utils.crypto import constant_time_compare
+
+from django_push.conf import conf
+from django_push.hub.distribution import store
+from django_push.hub.models import Content, HubSubscription
+from django_push.hub.params import topic_allowed
+from django_push.urlnorm import decode_unreserved
+
+logger = logging.getLogger("django_push")
+
+TIMESTAMP_HEADER = "X-Hub-Publish-Timestamp"
+SIGNATURE_HEADER = "X-Hub-Publish-Signature"
+# Seconds a signed request stays valid, either side of the hub's clock; a signature is
+# accepted once within that window.
+MAX_AGE = 300
+
+
+class PublishRefused(ValueError):
+    """The content cannot be published; ``status`` is the HTTP answer that says so."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def publish_content(
+    topic: str, body: bytes, content_type: str, hub_url: str | None = None
+) -> Content | None:
+    """Store ``body`` as the new content of ``topic`` and fan it out to its active
+    subscriptions, without fetching the topic; returns the stored content, or ``None`` when
+    nobody subscribes or the body equals the content stored last.
+
+    ``hub_url`` (default ``PUSH_HUB_URL``) is sent as ``rel="hub"``. Raises
+    ``PublishRefused`` for a topic outside ``PUSH_HUB_TOPICS`` or a body over
+    ``PUSH_HUB_MAX_CONTENT_SIZE``. Fan-out tasks are enqueued once the transaction commits.
+    """
+    from django_push.hub.tasks import start_fanout
+
+    topic = decode_unreserved(topic)  # as subscriptions store it (H-4)
+    hub_url = hub_url or conf.PUSH_HUB_URL
+    if not hub_url:
+        raise PublishRefused("this hub does not know its public URL (PUSH_HUB_URL)", 503)
+    if not topic_allowed(topic):
+        raise PublishRefused(f"topic {topic} is not published through this hub")
+    if len(body) > conf.PUSH_HUB_MAX_CONTENT_SIZE:
+        raise PublishRefused(
+            f"content is larger than PUSH_HUB_MAX_CONTENT_SIZE "
+            f"({conf.PUSH_HUB_MAX_CONTENT_SIZE} bytes)",
+            413,
+        )
+    if not HubSubscription.objects.active().filter(topic=topic).exists():
+        logger.info("Not storing content of %s: no active subscriber", topic)
+        return None
+    last = Content.objects.latest_of(topic)
+    if last is not None and last.sha256 == hashlib.sha256(body).hexdigest():
+        logger.info("Content of %s published directly: unchanged, nothing delivered", topic)
+        return None
+    with transaction.atomic():
+        content = store(topic, body, content_type, hub_url)
+        pending = content.deliveries.count()
+        transaction.on_commit(lambda: start_fanout(pending, content.pk))
+    logger.info("Published %s directly to %s subscriber(s)", topic, pending)
+    return content
+
+
+async def apublish_content(
+    topic: str, body: bytes, content_type: str, hub_url: str | None = None
+) -> Content | None:
+    """Async twin of :func:`publish_content`."""
+    return await sync_to_async(publish_content)(topic, body, content_type, hub_url)
+
+
+def signed_message(timestamp: str, topic: str, content_type: str, body: bytes) -> bytes:
+    """What the signature covers: a captured request cannot be replayed for another topic
+    or type, nor after ``MAX_AGE``."""
+    return f"{timestamp}\n{topic}\n{content_type}\n".encode() + body
+
+
+def publish_headers(
+    secret: str, topic: str, body: bytes, content_type: str, timestamp: int | None = None
+) -> dict[str, str]:
+    """The headers a publisher sends with a direct publish to the hub sharing ``secret``."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(
+        secret.encode(), signed_message(stamp, topic, content_type, body), hashlib.sha256
+    ).hexdigest()
+    return {
+        "Content-Type": content_type,
+        TIMESTAMP_HEADER: stamp,
+        SIGNATURE_HEADER: f"sha256={digest}",
+    }
+
+
+def check_signature(
+    secret: str, timestamp: str, signature: str, topic: str, content_type: str, body: bytes
+) -> str:
+    """Why the request must be refused ("" when it is authentic, fresh and first seen)."""
+    if not timestamp or not signature:
+        return f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
+    try:
+        age = abs(time.time() - int(timestamp[:20]))
+    except ValueError:
+        return f"{TIMESTAMP_HEADER} must be Unix seconds"
+    if age > MAX_AGE:
+        return f"{TIMESTAMP_HEADER} is more than {MAX_AGE} seconds away from the hub's clock"
+    expected = publish_headers(secret, topic, body, content_type, int(timestamp))
+    if not constant_time_compare(expected[SIGNATURE_HEADER], signature):
+        return "wrong signature"
+    # Once per signature: the cache entry outlives the window in which it would be valid.
+    if not cache.add(f"django_push:publish:{signature[-64:]}", 1, timeout=2 * MAX_AGE + 1):
+        return "this request was received already"
+    return ""
