@@ -25,7 +25,7 @@ from django_push.hub.models import Content, HubSubscription
 from django_push.hub.params import topic_allowed
 from django_push.urlnorm import decode_unreserved
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.hub")
 
 TIMESTAMP_HEADER = "X-Hub-Publish-Timestamp"
 SIGNATURE_HEADER = "X-Hub-Publish-Signature"
