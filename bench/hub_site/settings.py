@@ -48,7 +48,14 @@ TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": "django_tasks_db.Data
 if os.environ.get("BENCH_TASKS") == "rq":  # what docs/deployment.rst gives for RQ
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
     TASKS["default"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
-    RQ_QUEUES = {"default": {"URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}}
+    # A verification task runs as long as subscribe requests keep coming, and a fan-out task
+    # until no delivery is due: RQ's default job timeout (180 s) would kill them mid-batch.
+    RQ_QUEUES = {
+        "default": {
+            "URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "DEFAULT_TIMEOUT": 3600,
+        }
+    }
 
 # Everything (hub, callbacks, topics) is on 127.0.0.1: the development switch turns the
 # network guard off. Both names are set, so older checkouts (--src) read it too.
