@@ -601,6 +601,8 @@ def endpoint_alone(
     """The endpoint against the bare view with the task workers stopped (SIGSTOP): what the
     request itself costs, without the verifying workers taking the CPU. As many subscribe
     requests as bare ones, to their own topic; verified once the workers go on (unmeasured)."""
+    alone = callbacks.topic("alone")
+    expected = setup.count_subscriptions(alone) + len(bare_forms)
     forms = subscribe_forms(callbacks, "alone", done + len(bare_forms), done)
     for worker in setup.workers:  # its process group: an rqworker's work horse too
         os.killpg(worker.pid, signal.SIGSTOP)
@@ -617,9 +619,8 @@ def endpoint_alone(
         f"before, {after:,.0f} after), ratio {rate / figures.alone_bare:.2f}",
         flush=True,
     )
-    alone = callbacks.topic("alone")
     wait_until(
-        lambda: setup.count_subscriptions(alone) >= done + len(forms),
+        lambda: setup.count_subscriptions(alone) >= expected,
         900,
         "the verifications of those requests",
         step=0.2,
