@@ -651,12 +651,12 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
         figures.publish_answer.append(publish(setup.hub, topic))
         wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "deliveries", step=0.01)
         rate = n / (callbacks[LAST] - started)
+        figures.steady_rates.append((n - 1) / max(callbacks[LAST] - callbacks[FIRST], 1e-6))
         figures.first_delivery.append(callbacks[FIRST] - started)
         figures.bad_signatures += int(callbacks[BAD])
         wait_idle(setup, args.timeout)
         after = raw()
         figures.hub_rates.append(rate)
-        figures.steady_rates.append((n - 1) / max(callbacks[LAST] - callbacks[FIRST], 1e-6))
         figures.raw_rates += [before, after]
         figures.ratios.append(rate / ((before + after) / 2))
         print(
