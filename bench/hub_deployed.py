@@ -39,9 +39,11 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import itertools
+import json
 import multiprocessing
 import os
 import random
@@ -846,17 +848,17 @@ def kind_of_work(stack: str) -> str:
     if "close_old_connections" in stack or "get_new_connection" in stack:
         return "closing and reopening the database connection between tasks"
     if "django_push" in stack:
-        hub = re.findall(r";(\w+) \(django_push/hub/(\w+)\.py", stack)
-        where = f"{hub[-1][1]}.{hub[-1][0]}" if hub else "django_push"
+        hub = re.findall(r";([\w.<>]+) \(django_push/hub/(\w+)\.py", stack)
+        where = f"{hub[-1][1]}.{hub[-1][0].rsplit('.', 1)[-1]}" if hub else "django_push"
         database = any(name in stack for name in ("django/db/", "psycopg", "sqlite3"))
         return f"{'database' if database else 'Python'} in {where}"
     if "perform_job" in stack:
         return "rqworker's work horse: loading the job, saving its result"
     if "rq/" in stack:
         return "rqworker: dequeuing, forking a work horse per job, its bookkeeping"
-    if "Worker.run_task" in stack:
+    if "Worker.run_task (db_worker.py)" in stack:
         return "db_worker: loading the task, saving its result"
-    if "Worker.run" in stack:
+    if "Worker.run (db_worker.py)" in stack:
         return "db_worker: polling for and claiming the next task"
     if "async_to_sync" in stack or "Thread._bootstrap" in stack or "run_until_complete" in stack:
         return "async_to_sync: a thread and an event loop per call"
@@ -1057,6 +1059,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900, help="bound on each wait (s)")
     parser.add_argument("--profile", action="store_true", help="py-spy the db_workers")
     parser.add_argument("--plot", help="write a PNG of deliveries/s against N here")
+    parser.add_argument("--save", help="write the figures of this run to this JSON file")
+    parser.add_argument(
+        "--plot-add",
+        action="append",
+        default=[],
+        help="figures saved by an earlier run (--save) to draw in the plot too; repeatable",
+    )
     args = parser.parse_args()
     quick = args.quick
     sizes = args.subscribers or ("200" if quick else "10000")
@@ -1088,8 +1097,13 @@ def main() -> None:
     size = f"{len(BODY) / 1024:,.0f} KB"
     print(f"{size} bodies signed with sha256; raw client: aiohttp, {CONCURRENCY} connections")
     print(table(results))
+    if args.save:
+        Path(args.save).write_text(json.dumps([dataclasses.asdict(fig) for fig in results]))
     if args.plot:
-        plot(results, Path(args.plot))
+        earlier = [
+            Figures(**fig) for saved in args.plot_add for fig in json.loads(Path(saved).read_text())
+        ]
+        plot(earlier + results, Path(args.plot))
     bad = sum(fig.bad_signatures for fig in results)
     print(f"deliveries with a wrong signature: {bad}; took {time.monotonic() - started:.0f} s")
     if bad:
