@@ -1000,9 +1000,10 @@ def plot(results: list[Figures], path: Path) -> None:
         axes.plot(sizes, [statistics.median(fig.hub_rates) for fig in mine], "o-", label=label)
         raw = [statistics.median(fig.raw_rates) for fig in mine]
         axes.plot(sizes, raw, "x--", label=f"raw aiohttp client (beside {label})", alpha=0.6)
-    axes.set_xlabel("subscribers (N)")
+    axes.set_xscale("log")
+    axes.set_xlabel("subscribers (N, log scale)")
     axes.set_ylabel(f"deliveries/s ({len(BODY) / 1024:,.0f} KB, sha256)")
-    axes.set_title("Fan-out as deployed, 127.0.0.1, one run")
+    axes.set_title("Fan-out as deployed, 127.0.0.1 (each hub beside its raw client)")
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
