@@ -16,19 +16,24 @@ delivery's sha256 signature and counts deliveries with timestamps; it also serve
   the publish's answer time and the first delivery;
 - latency: publish to first and to last delivery, p50 and p99, over repeated publishes to a
   small topic (100 subscribers), with a random pause (up to the poll interval) between them;
+- scale: past ``--http-subscribers`` (10,000), the rest of N is inserted directly as the rows
+  a verification writes (``manage.py bench_seed``), so N = 100,000 takes minutes; each
+  worker's resident set (after each fan-out, and its peak) shows how memory follows N;
 - flask-websub's hub (PyPI, its own virtual environment made with uv, Celery eager, the
   same gunicorn), driven the same way, for the side-by-side figure.
 
 ::
 
-    python bench/hub_deployed.py                     # N = 10,000: SQLite, PostgreSQL, flask-websub
+    python bench/hub_deployed.py                     # N = 10,000: all four setups
     python bench/hub_deployed.py --quick             # N = 200, SQLite only, 3 publishes (CI)
     python bench/hub_deployed.py --src ../other/src  # another checkout's code
     python bench/hub_deployed.py --setup sqlite --src src --src ../other/src  # both, one run
     python bench/hub_deployed.py --setup postgres --subscribers 2000 --profile
+    python bench/hub_deployed.py --setup postgres --setup rq --subscribers 1000,10000,100000
 
 The interpreter needs the hub's dependencies with django-tasks-db and psycopg, plus the
-``bench-hub`` group (gunicorn; py-spy for ``--profile``; matplotlib for ``--plot``). PostgreSQL
+``bench-hub`` group (gunicorn; py-spy for ``--profile``; matplotlib for ``--plot``), and
+django-tasks-rq for ``--setup rq`` (the ``rq`` extra; Redis from ``--redis-url``). PostgreSQL
 is reached through the ``PG*`` variables (127.0.0.1, user postgres); the database ``--pg-db``
 is dropped and created. Every process started is killed on exit, Ctrl-C included.
 """
