@@ -16,19 +16,24 @@ delivery's sha256 signature and counts deliveries with timestamps; it also serve
   the publish's answer time and the first delivery;
 - latency: publish to first and to last delivery, p50 and p99, over repeated publishes to a
   small topic (100 subscribers), with a random pause (up to the poll interval) between them;
+- scale: past ``--http-subscribers`` (10,000), the rest of N is inserted directly as the rows
+  a verification writes (``manage.py bench_seed``), so N = 100,000 takes minutes; each
+  worker's resident set (after each fan-out, and its peak) shows how memory follows N;
 - flask-websub's hub (PyPI, its own virtual environment made with uv, Celery eager, the
   same gunicorn), driven the same way, for the side-by-side figure.
 
 ::
 
-    python bench/hub_deployed.py                     # N = 10,000: SQLite, PostgreSQL, flask-websub
+    python bench/hub_deployed.py                     # N = 10,000: all four setups
     python bench/hub_deployed.py --quick             # N = 200, SQLite only, 3 publishes (CI)
     python bench/hub_deployed.py --src ../other/src  # another checkout's code
     python bench/hub_deployed.py --setup sqlite --src src --src ../other/src  # both, one run
     python bench/hub_deployed.py --setup postgres --subscribers 2000 --profile
+    python bench/hub_deployed.py --setup postgres --setup rq --subscribers 1000,10000,100000
 
 The interpreter needs the hub's dependencies with django-tasks-db and psycopg, plus the
-``bench-hub`` group (gunicorn; py-spy for ``--profile``; matplotlib for ``--plot``). PostgreSQL
+``bench-hub`` group (gunicorn; py-spy for ``--profile``; matplotlib for ``--plot``), and
+django-tasks-rq for ``--setup rq`` (the ``rq`` extra; Redis from ``--redis-url``). PostgreSQL
 is reached through the ``PG*`` variables (127.0.0.1, user postgres); the database ``--pg-db``
 is dropped and created. Every process started is killed on exit, Ctrl-C included.
 """
@@ -39,9 +44,11 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import itertools
+import json
 import multiprocessing
 import os
 import random
@@ -54,6 +61,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -149,17 +157,30 @@ def answers(url: str) -> bool:
         return False
 
 
-def gunicorn(python: str, app: str, env: dict[str, str], work: Path, name: str) -> str:
+def gunicorn(
+    python: str, app: str, env: dict[str, str], work: Path, name: str
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Serve ``app`` with 2 sync workers; its base URL and its master process."""
     port = free_port()
     options = ["--workers", "2", "--worker-class", "sync", "--bind", f"127.0.0.1:{port}"]
     options += ["--backlog", "2048", "--timeout", "900", "--graceful-timeout", "5"]
     helps = subprocess.run([python, "-m", "gunicorn", "--help"], capture_output=True, text=True)
     if "--no-control-socket" in helps.stdout:  # gunicorn 25+: else all share one socket path
         options.append("--no-control-socket")
-    start([python, "-m", "gunicorn", app, *options], env, work / f"{name}.log")
+    master = start([python, "-m", "gunicorn", app, *options], env, work / f"{name}.log")
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: answers(f"{base}/hub/"), 60, f"{name} to answer", step=0.2)
-    return base
+    return base, master
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux ``/proc``): gunicorn's workers, RQ's work horses."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 # --- the callback server (its own process) -----------------------------------------------
@@ -290,16 +311,17 @@ async def raw_posts(urls: list[str]) -> None:
     import aiohttp
 
     headers = {"Content-Type": "application/atom+xml", "X-Hub-Signature": SIGNATURE}
-    semaphore = asyncio.Semaphore(CONCURRENCY)
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    queue = iter(urls)  # CONCURRENCY senders share it: no task per URL at N = 100,000
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def post(url: str) -> None:
-            async with semaphore, session.post(url, data=BODY, headers=headers) as response:
-                await response.read()
-                response.raise_for_status()
+        async def sender() -> None:
+            for url in queue:
+                async with session.post(url, data=BODY, headers=headers) as response:
+                    await response.read()
+                    response.raise_for_status()
 
-        await asyncio.gather(*(post(url) for url in urls))
+        await asyncio.gather(*(sender() for _ in range(CONCURRENCY)))
 
 
 def publish(hub: str, topic: str) -> float:
@@ -325,6 +347,12 @@ class Setup:
     hub: str = ""  # the hub endpoint
     bare: str = ""  # the baseline view on the same server
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_kind: str = "db_worker"
+    web: subprocess.Popen[bytes] | None = None  # gunicorn's master
+    # Insert verified subscriptions (topic, callback prefix, first, last) without requests.
+    seed: Callable[[str, str, int, int], None] | None = None
+    max_subscribers: int = 0  # the largest N measured (0: any)
+    memory: Memory | None = None
     count_subscriptions: Callable[[str], int] = lambda topic: 0
     pending_deliveries: Callable[[], int] = lambda: 0
     versions: str = ""
@@ -337,6 +365,8 @@ class Figures:
     versions: str = ""
     subscribe_rate: float = 0
     bare_rate: float = 0
+    alone_rate: float = 0  # subscribe req/s with the task workers stopped
+    alone_bare: float = 0  # the bare view's, likewise
     verified_after: float = 0  # s after the last subscribe request was answered
     verify_rate: float = 0  # active subscriptions/s, from the first request
     hub_rates: list[float] = field(default_factory=list)
@@ -347,15 +377,17 @@ class Figures:
     publish_answer: list[float] = field(default_factory=list)
     latency_first: list[float] = field(default_factory=list)
     latency_last: list[float] = field(default_factory=list)
-    worker_rss: float = 0  # MB, the largest db_worker's resident set after the fan-out
-    worker_peak: float = 0  # MB, the largest db_worker's peak resident set so far
+    seeded: int = 0  # subscriptions inserted directly (no request, no verification)
+    worker_memory: list[tuple[float, float]] = field(default_factory=list)  # MB: after, peak
+    worker_kind: str = "db_worker"
     bad_signatures: int = 0
     notes: list[str] = field(default_factory=list)
 
 
 def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> Setup:
-    db = "postgres" if name == "postgres" else "sqlite"
+    db = "postgres" if name in ("postgres", "rq") else "sqlite"
     workers = args.workers or (2 if db == "postgres" else 1)
+    rq = name == "rq"
     sqlite_path = work / "hub.sqlite3"
     env = dict(os.environ)
     env.update(
@@ -365,6 +397,8 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
         BENCH_SQLITE=str(sqlite_path),
         PGDATABASE=args.pg_db,
         PYTHONDONTWRITEBYTECODE="1",
+        BENCH_TASKS="rq" if rq else "db",
+        REDIS_URL=args.redis_url,
     )
     if db == "postgres":
         pg = [
@@ -391,14 +425,33 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
         check=True,
     ).stdout.strip()
 
-    setup = Setup(name, f"{Path(src).parent.name} {db}, {workers} db_worker")
+    kind = "rqworker" if rq else "db_worker"
+    setup = Setup(name, f"{Path(src).parent.name} {db}, {workers} {kind}", worker_kind=kind)
     setup.versions = versions
-    base = gunicorn(args.python, "hub_site.wsgi:application", env, work, "gunicorn")
+    if rq:  # jobs a killed earlier run left in the queue must not reach these workers
+        empty = "import django; django.setup(); import django_rq; django_rq.get_queue().empty()"
+        subprocess.run([args.python, "-c", empty], env=env, check=True, timeout=60, cwd=work)
+        rq_version = [args.python, "-c", "import rq; print(f'rq {rq.__version__}')"]
+        found = subprocess.run(rq_version, env=env, capture_output=True, text=True, check=True)
+        setup.versions += ", " + found.stdout.strip()
+    base, setup.web = gunicorn(args.python, "hub_site.wsgi:application", env, work, "gunicorn")
     setup.hub, setup.bare = f"{base}/hub/", f"{base}/bare/"
     interval = ["--interval", str(args.interval)] if args.interval is not None else []
     for n in range(workers):
         command = [*manage, "db_worker", "--no-startup-delay", *interval]
-        setup.workers.append(start(command, env, work / f"db_worker-{n}.log"))
+        if rq:  # what docs/deployment.rst gives
+            command = [*manage, "rqworker", "--with-scheduler", "--job-class"]
+            command += ["django_tasks_rq.Job", "default"]
+        setup.workers.append(start(command, env, work / f"{kind}-{n}.log"))
+
+    def seed(topic: str, prefix: str, first: int, last: int) -> None:
+        command = [*manage, "bench_seed", topic, prefix, str(first), str(last)]
+        command += ["--secret", SECRET]
+        subprocess.run(
+            command, env=env, check=True, cwd=work, timeout=3600, stdout=subprocess.DEVNULL
+        )
+
+    setup.seed = seed
 
     if db == "postgres":
         import psycopg
@@ -447,8 +500,9 @@ def flask_websub_setup(args: argparse.Namespace, work: Path) -> Setup:
         check=True,
     ).stdout.strip()
     setup = Setup("flask-websub", f"flask-websub {version} (Celery eager), SQLite")
+    setup.max_subscribers = args.flask_websub_max
     setup.versions = f"flask-websub {version} in {venv.name}"
-    base = gunicorn(python, "flask_websub_hub:app", env, work, "flask-websub")
+    base, setup.web = gunicorn(python, "flask_websub_hub:app", env, work, "flask-websub")
     setup.hub, setup.bare = f"{base}/hub", f"{base}/bare"
 
     def query(sql: str, *params: str) -> int:
@@ -483,15 +537,46 @@ def subscribe_forms(
 def subscribe(
     setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.Namespace, done: int
 ) -> None:
-    """Subscribe requests from ``done`` up to N between two runs of the bare view; then
-    wait until all N are active."""
+    """Subscribe requests from ``done`` up to N (at most ``--http-subscribers``) between two
+    runs of the bare view, then wait until all are active; the rest of N is inserted directly."""
     n = figures.subscribers
+    topic_url = callbacks.topic("big")
+    through_http = max(min(n, args.http_subscribers) - done, 0)
+    if through_http:
+        subscribe_requests(setup, callbacks, figures, args, done, done + through_http)
+    first = done + through_http
+    if first < n:
+        if setup.seed is None:
+            raise SystemExit(f"{setup.label} cannot insert subscriptions directly")
+        started = time.monotonic()
+        setup.seed(topic_url, callbacks.callback("big", 0)[:-1], first, n)
+        wait_until(lambda: setup.count_subscriptions(topic_url) >= n, 60, f"{n} subscriptions")
+        figures.seeded = n - first
+        print(
+            f"  subscribers {first}..{n}: inserted directly as verified subscriptions (the rows "
+            f"a verification writes), no request, in {time.monotonic() - started:.0f} s",
+            flush=True,
+        )
+
+
+def subscribe_requests(
+    setup: Setup,
+    callbacks: Callbacks,
+    figures: Figures,
+    args: argparse.Namespace,
+    done: int,
+    n: int,
+) -> None:
+    """Subscribe requests ``done``..``n`` between two runs of the bare view; then wait until
+    all n are active."""
     topic_url = callbacks.topic("big")
     bare_forms = subscribe_forms(callbacks, "bare", min(n - done, args.bare_requests))
     intake_rate(setup.bare, bare_forms[:20])  # both gunicorn workers load the view
     before, _, _ = intake_rate(setup.bare, bare_forms)
+    web = children(setup.web.pid) if setup.web else []
     with profiling(setup, args, f"verification-{n}"):
-        rate, first, last = intake_rate(setup.hub, subscribe_forms(callbacks, "big", n, done))
+        with profiling(setup, args, f"intake-{n}", web):  # the gunicorn workers
+            rate, first, last = intake_rate(setup.hub, subscribe_forms(callbacks, "big", n, done))
         wait_until(
             lambda: setup.count_subscriptions(topic_url) >= n,
             args.timeout,
@@ -509,6 +594,44 @@ def subscribe(
         f"{figures.verify_rate:,.0f}/s from the first",
         flush=True,
     )
+    if setup.workers:
+        endpoint_alone(setup, callbacks, figures, bare_forms, done)
+
+
+def endpoint_alone(
+    setup: Setup,
+    callbacks: Callbacks,
+    figures: Figures,
+    bare_forms: list[dict[str, str]],
+    done: int,
+) -> None:
+    """The endpoint against the bare view with the task workers stopped (SIGSTOP): what the
+    request itself costs, without the verifying workers taking the CPU. As many subscribe
+    requests as bare ones, to their own topic; verified once the workers go on (unmeasured)."""
+    alone = callbacks.topic("alone")
+    expected = setup.count_subscriptions(alone) + len(bare_forms)
+    forms = subscribe_forms(callbacks, "alone", done + len(bare_forms), done)
+    for worker in setup.workers:  # its process group: an rqworker's work horse too
+        os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        before, _, _ = intake_rate(setup.bare, bare_forms)
+        rate, _, _ = intake_rate(setup.hub, forms)
+        after, _, _ = intake_rate(setup.bare, bare_forms)
+    finally:
+        for worker in setup.workers:
+            os.killpg(worker.pid, signal.SIGCONT)
+    figures.alone_rate, figures.alone_bare = rate, (before + after) / 2
+    print(
+        f"  with the workers stopped: {rate:,.0f} subscribe req/s (bare INSERT {before:,.0f} "
+        f"before, {after:,.0f} after), ratio {rate / figures.alone_bare:.2f}",
+        flush=True,
+    )
+    wait_until(
+        lambda: setup.count_subscriptions(alone) >= expected,
+        900,
+        "the verifications of those requests",
+        step=0.2,
+    )
 
 
 def wait_idle(setup: Setup, timeout: float) -> None:
@@ -525,23 +648,22 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
         callbacks.reset()
         started = time.monotonic()
         asyncio.run(raw_posts(urls))
-        wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "raw deliveries", step=0.001)
+        wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "raw deliveries", step=0.01)
         return n / (callbacks[LAST] - started)
 
     before = raw()
     for round_ in range(args.rounds):
         callbacks.reset()
-        with profiling(setup, args, f"fan-out-{n}" if round_ == 0 else ""):
-            started = time.monotonic()
-            figures.publish_answer.append(publish(setup.hub, topic))
-            wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "deliveries", step=0.001)
+        started = time.monotonic()
+        figures.publish_answer.append(publish(setup.hub, topic))
+        wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "deliveries", step=0.01)
         rate = n / (callbacks[LAST] - started)
+        figures.steady_rates.append((n - 1) / max(callbacks[LAST] - callbacks[FIRST], 1e-6))
         figures.first_delivery.append(callbacks[FIRST] - started)
         figures.bad_signatures += int(callbacks[BAD])
         wait_idle(setup, args.timeout)
         after = raw()
         figures.hub_rates.append(rate)
-        figures.steady_rates.append((n - 1) / max(callbacks[LAST] - callbacks[FIRST], 1e-6))
         figures.raw_rates += [before, after]
         figures.ratios.append(rate / ((before + after) / 2))
         print(
@@ -552,16 +674,52 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
             flush=True,
         )
         before = after
-    for worker in setup.workers:
-        rss, peak = memory_of(worker.pid)
-        figures.worker_rss = max(figures.worker_rss, rss)
-        figures.worker_peak = max(figures.worker_peak, peak)
+    if args.profile and n == args.subscribers[-1]:  # one more publish, sampled, not counted
+        callbacks.reset()
+        with profiling(setup, args, f"fan-out-{n}"):
+            started = time.monotonic()
+            publish(setup.hub, topic)
+            wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "deliveries", step=0.01)
+        print(f"  profiled publish: {n / (callbacks[LAST] - started):,.0f}/s", flush=True)
+        wait_idle(setup, args.timeout)
+    figures.worker_kind = setup.worker_kind
+    watch = setup.memory.of if setup.memory else memory_of
+    figures.worker_memory = [watch(worker.pid) for worker in setup.workers]
     if setup.workers:
+        each = ", ".join(f"{rss:.0f} / {peak:.0f}" for rss, peak in figures.worker_memory)
         print(
-            f"  db_worker RSS after the fan-out {figures.worker_rss:.0f} MB, "
-            f"peak {figures.worker_peak:.0f} MB",
+            f"  N = {n:,}: {statistics.median(figures.hub_rates):,.0f} deliveries/s, ratio "
+            f"{statistics.median(figures.ratios):.2f}; each {setup.worker_kind}'s RSS after / "
+            f"peak: {each} MB",
             flush=True,
         )
+
+
+class Memory:
+    """The workers' resident sets. A db_worker runs tasks itself, so its own peak (VmHWM)
+    is the figure; an rqworker forks a work horse per job, whose resident set is sampled
+    (every 0.1 s) while it lives, and the peak is the larger of the two."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.horses = dict.fromkeys(pids, 0.0)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while not self.done.wait(0.1):
+            for pid in self.horses:
+                for child in children(pid):
+                    self.horses[pid] = max(self.horses[pid], memory_of(child)[0])
+
+    def of(self, pid: int) -> tuple[float, float]:
+        """``(resident now, peak)`` in MB."""
+        rss, peak = memory_of(pid)
+        return rss, max(peak, self.horses.get(pid, 0.0))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def memory_of(pid: int) -> tuple[float, float]:
@@ -607,19 +765,24 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 @contextlib.contextmanager
-def profiling(setup: Setup, args: argparse.Namespace, phase: str) -> Iterator[None]:
-    """Sample every worker with py-spy during ``phase``; print where the time went."""
-    if not (args.profile and phase and setup.workers):
+def profiling(
+    setup: Setup, args: argparse.Namespace, phase: str, pids: list[int] | None = None
+) -> Iterator[None]:
+    """Sample every task worker (or the processes ``pids``) with py-spy during ``phase``;
+    print where the time went."""
+    if pids is None:
+        pids = [worker.pid for worker in setup.workers]
+    if not (args.profile and phase and pids):
         yield
         return
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     outputs, recorders = [], []
-    for worker in setup.workers:
-        out = Path(f"profile-{setup.name}-{phase}-{worker.pid}.txt").resolve()
-        command = [spy, "record", "--pid", str(worker.pid), "--format", "raw", "--rate", "200"]
+    for pid in pids:
+        out = Path(f"profile-{setup.name}-{phase}-{pid}.txt").resolve()
+        command = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200"]
         recorders.append(
             subprocess.Popen(
-                [*command, "--output", str(out), "--nonblocking"],
+                [*command, "--output", str(out), "--nonblocking", "--subprocesses"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
@@ -638,7 +801,7 @@ def profiling(setup: Setup, args: argparse.Namespace, phase: str) -> Iterator[No
                 recorder.kill()
                 recorder.wait()
     stacks = "\n".join(out.read_text() for out in outputs if out.exists())
-    print(f"  profile of the db_worker(s) during {phase}: {', '.join(map(str, outputs))}")
+    print(f"  profile of {len(pids)} process(es) during {phase}: {', '.join(map(str, outputs))}")
     print(where_time_goes(stacks))
 
 
@@ -690,16 +853,24 @@ def kind_of_work(stack: str) -> str:
     if "close_old_connections" in stack or "get_new_connection" in stack:
         return "closing and reopening the database connection between tasks"
     if "django_push" in stack:
-        hub = re.findall(r";(\w+) \(django_push/hub/(\w+)\.py", stack)
-        where = f"{hub[-1][1]}.{hub[-1][0]}" if hub else "django_push"
+        hub = re.findall(r";([\w.<>]+) \(django_push/hub/(\w+)\.py", stack)
+        where = f"{hub[-1][1]}.{hub[-1][0].rsplit('.', 1)[-1]}" if hub else "django_push"
         database = any(name in stack for name in ("django/db/", "psycopg", "sqlite3"))
         return f"{'database' if database else 'Python'} in {where}"
-    if "Worker.run_task" in stack:
+    if "perform_job" in stack:
+        return "rqworker's work horse: loading the job, saving its result"
+    if "rq/" in stack:
+        return "rqworker: dequeuing, forking a work horse per job, its bookkeeping"
+    if "Worker.run_task (db_worker.py)" in stack:
         return "db_worker: loading the task, saving its result"
-    if "Worker.run" in stack:
+    if "Worker.run (db_worker.py)" in stack:
         return "db_worker: polling for and claiming the next task"
     if "async_to_sync" in stack or "Thread._bootstrap" in stack or "run_until_complete" in stack:
         return "async_to_sync: a thread and an event loop per call"
+    if "django/db/" in stack or "psycopg" in stack:
+        return "database outside django_push (Django's middleware, sessions)"
+    if "gunicorn" in stack:
+        return "gunicorn and Django around the view (parsing, middleware, response)"
     return "other"
 
 
@@ -710,12 +881,14 @@ def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
     with tempfile.TemporaryDirectory(prefix=f"bench-hub-{name}-") as tmp:
         work = Path(tmp)
         callbacks = Callbacks()
+        memory = Memory([])
         try:
             if name == "flask-websub":
                 setup = flask_websub_setup(args, work)
             else:
                 setup = django_setup(name, src, args, work)
             print(f"[{setup.label}] {setup.versions}", flush=True)
+            setup.memory = memory = Memory([worker.pid for worker in setup.workers])
             # The small topic's subscribers first (not measured), then the measured N.
             intake_rate(setup.hub, subscribe_forms(callbacks, "small", args.latency_subscribers))
             small = callbacks.topic("small")
@@ -726,13 +899,16 @@ def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
             )
             # Subscribers are added up to each size in turn; each size gets its fan-out.
             results, done = [], 0
-            for size in args.subscribers:
+            sizes = [n for n in args.subscribers if n <= (setup.max_subscribers or n)]
+            for size in sizes or args.subscribers[:1]:
                 figures = Figures(setup.label, size, setup.versions)
                 subscribe(setup, callbacks, figures, args, done)
                 fanout(setup, callbacks, figures, args)
                 results.append(figures)
                 done = size
             latency(setup, callbacks, results[-1], args)
+            if len(results) > 1 and setup.workers:
+                growth(results[0], results[-1])
             return results
         except Exception:
             logs = sorted(work.glob("*.log"))
@@ -740,8 +916,20 @@ def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
                 print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}")
             raise
         finally:
+            memory.stop()
             stop_all()
             callbacks.close()
+
+
+def growth(small: Figures, large: Figures) -> None:
+    """How much each worker's resident set grew from the smallest N to the largest."""
+    pairs = zip(small.worker_memory, large.worker_memory, strict=True)
+    each = ", ".join(f"{b[0] - a[0]:+.0f} / {b[1] - a[1]:+.0f}" for a, b in pairs)
+    print(
+        f"  {large.worker_kind} RSS growth from N = {small.subscribers:,} to "
+        f"{large.subscribers:,}, after / peak: {each} MB",
+        flush=True,
+    )
 
 
 def table(results: list[Figures]) -> str:
@@ -756,6 +944,7 @@ def table(results: list[Figures]) -> str:
         "N",
         "subscribe req/s",
         "ratio to bare INSERT",
+        "workers stopped",
         "all active after last request",
         "active/s from first request",
         "deliveries/s",
@@ -765,20 +954,28 @@ def table(results: list[Figures]) -> str:
         "first delivery",
         "latency first p50 / p99",
         "latency last p50 / p99",
-        "db_worker RSS / peak",
+        "each worker's RSS after / peak",
     ]
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     for fig in results:
         ratios = f"{statistics.median(fig.ratios):.2f}"
         if len(fig.ratios) > 1:
             ratios += f" ({min(fig.ratios):.2f}-{max(fig.ratios):.2f})"
+        intake = ["-", "-", "-", "-", "-"]
+        if fig.bare_rate:  # some subscribers were requested through the endpoint
+            intake = [
+                f"{fig.subscribe_rate:,.0f}",
+                f"{fig.subscribe_rate / fig.bare_rate:.2f}",
+                f"{fig.alone_rate / fig.alone_bare:.2f}" if fig.alone_bare else "-",
+                f"{fig.verified_after:.1f} s",
+                f"{fig.verify_rate:,.0f}",
+            ]
+        if fig.seeded:  # the rest inserted directly: no activation time to show
+            intake[3:] = [f"{fig.seeded:,} inserted", "-"]
         row = [
             fig.label,
             f"{fig.subscribers:,}",
-            f"{fig.subscribe_rate:,.0f}",
-            f"{fig.subscribe_rate / fig.bare_rate:.2f}",
-            f"{fig.verified_after:.1f} s",
-            f"{fig.verify_rate:,.0f}",
+            *intake,
             f"{statistics.median(fig.hub_rates):,.0f}",
             f"{statistics.median(fig.steady_rates):,.0f}",
             ratios,
@@ -786,7 +983,9 @@ def table(results: list[Figures]) -> str:
             ms(statistics.median(fig.first_delivery)),
             percentiles(fig.latency_first),
             percentiles(fig.latency_last),
-            f"{fig.worker_rss:.0f} / {fig.worker_peak:.0f} MB" if fig.worker_peak else "-",
+            ", ".join(f"{rss:.0f} / {peak:.0f}" for rss, peak in fig.worker_memory) + " MB"
+            if fig.worker_memory
+            else "-",
         ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -806,9 +1005,10 @@ def plot(results: list[Figures], path: Path) -> None:
         axes.plot(sizes, [statistics.median(fig.hub_rates) for fig in mine], "o-", label=label)
         raw = [statistics.median(fig.raw_rates) for fig in mine]
         axes.plot(sizes, raw, "x--", label=f"raw aiohttp client (beside {label})", alpha=0.6)
-    axes.set_xlabel("subscribers (N)")
+    axes.set_xscale("log")
+    axes.set_xlabel("subscribers (N, log scale)")
     axes.set_ylabel(f"deliveries/s ({len(BODY) / 1024:,.0f} KB, sha256)")
-    axes.set_title("Fan-out as deployed, 127.0.0.1, one run")
+    axes.set_title("Fan-out as deployed, 127.0.0.1 (each hub beside its raw client)")
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
@@ -827,8 +1027,26 @@ def main() -> None:
     parser.add_argument(
         "--setup",
         action="append",
-        choices=["sqlite", "postgres", "flask-websub"],
-        help="what to measure (default: all three; quick: sqlite)",
+        choices=["sqlite", "postgres", "rq", "flask-websub"],
+        help="what to measure (default: all four; quick: sqlite); rq: PostgreSQL and RQ workers",
+    )
+    parser.add_argument(
+        "--http-subscribers",
+        type=int,
+        default=10_000,
+        help="subscribe at most this many through the endpoint; insert the rest of N directly "
+        "as verified subscriptions (default 10000)",
+    )
+    parser.add_argument(
+        "--flask-websub-max",
+        type=int,
+        default=2000,
+        help="the largest N flask-websub is measured at (it delivers in the request; default 2000)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="RQ's Redis for --setup rq (default $REDIS_URL); its default queue is emptied",
     )
     parser.add_argument(
         "--src",
@@ -836,7 +1054,7 @@ def main() -> None:
         help="source tree to measure (default: this checkout's src); repeat to compare trees",
     )
     parser.add_argument("--python", default=sys.executable, help="interpreter of the hub")
-    parser.add_argument("--workers", type=int, help="db_worker processes (default 1 SQLite, 2 PG)")
+    parser.add_argument("--workers", type=int, help="worker processes (default 1 SQLite, 2 PG)")
     parser.add_argument("--interval", type=float, help="db_worker --interval (default its own)")
     parser.add_argument("--rounds", type=int, help="publishes to N (default 3; quick: 1)")
     parser.add_argument("--publishes", type=int, help="latency publishes (default 200; quick: 3)")
@@ -847,6 +1065,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900, help="bound on each wait (s)")
     parser.add_argument("--profile", action="store_true", help="py-spy the db_workers")
     parser.add_argument("--plot", help="write a PNG of deliveries/s against N here")
+    parser.add_argument("--save", help="write the figures of this run to this JSON file")
+    parser.add_argument(
+        "--plot-add",
+        action="append",
+        default=[],
+        help="figures saved by an earlier run (--save) to draw in the plot too; repeatable",
+    )
     args = parser.parse_args()
     quick = args.quick
     sizes = args.subscribers or ("200" if quick else "10000")
@@ -858,7 +1083,7 @@ def main() -> None:
         args.bare_requests = min(args.bare_requests, 100)
     sources = [str(Path(src).resolve()) for src in args.src or [REPO / "src"]]
     set_body(args.body_bytes)
-    setups = args.setup or (["sqlite"] if quick else ["sqlite", "postgres", "flask-websub"])
+    setups = args.setup or (["sqlite"] if quick else ["sqlite", "postgres", "rq", "flask-websub"])
 
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -878,8 +1103,13 @@ def main() -> None:
     size = f"{len(BODY) / 1024:,.0f} KB"
     print(f"{size} bodies signed with sha256; raw client: aiohttp, {CONCURRENCY} connections")
     print(table(results))
+    if args.save:
+        Path(args.save).write_text(json.dumps([dataclasses.asdict(fig) for fig in results]))
     if args.plot:
-        plot(results, Path(args.plot))
+        earlier = [
+            Figures(**fig) for saved in args.plot_add for fig in json.loads(Path(saved).read_text())
+        ]
+        plot(earlier + results, Path(args.plot))
     bad = sum(fig.bad_signatures for fig in results)
     print(f"deliveries with a wrong signature: {bad}; took {time.monotonic() - started:.0f} s")
     if bad:

@@ -429,3 +429,29 @@ def test_project_urls_point_at_pages_that_exist():
         page = re.fullmatch(r"https://django-push\.readthedocs\.io/en/latest/([\w-]+)\.html", url)
         if page:
             assert (DOCS / f"{page[1]}.rst").exists(), url
+
+
+def test_engine_settings_are_the_ones_the_benchmark_measured(monkeypatch):
+    """docs/deployment.rst sizes the workers with bench/hub_deployed.py's figures: its
+    configurations must be the ones the benchmark site runs."""
+    example = runpy.run_path(str(DOCS / "examples" / "hub_engine_settings.py"))
+    bench = DOCS.parent / "bench" / "hub_site" / "settings.py"
+    monkeypatch.setenv("BENCH_DB", "sqlite")
+    sqlite = runpy.run_path(str(bench))
+    assert (
+        example["SQLITE"]["DATABASES"]["default"]["OPTIONS"]
+        == (sqlite["DATABASES"]["default"]["OPTIONS"])
+    )
+    assert example["SQLITE"]["TASKS"] == example["POSTGRES"]["TASKS"] == sqlite["TASKS"]
+    monkeypatch.setenv("BENCH_DB", "postgres")
+    monkeypatch.setenv("BENCH_TASKS", "rq")
+    rq = runpy.run_path(str(bench))
+    assert (
+        example["POSTGRES"]["DATABASES"]["default"]["CONN_MAX_AGE"]
+        == (rq["DATABASES"]["default"]["CONN_MAX_AGE"])
+    )
+    assert example["RQ"]["TASKS"] == rq["TASKS"]
+    assert (
+        example["RQ"]["RQ_QUEUES"]["default"]["DEFAULT_TIMEOUT"]
+        == (rq["RQ_QUEUES"]["default"]["DEFAULT_TIMEOUT"])
+    )

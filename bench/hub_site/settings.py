@@ -1,8 +1,10 @@
 """Settings of the hub benchmark site: Django's project template plus ``django_push.hub``.
 
 Not the test settings: no test apps, ``DEBUG`` off, the middleware ``startproject`` writes,
-the database task backend (``db_worker``). ``bench/hub_deployed.py`` sets ``BENCH_DB``
-(``sqlite`` or ``postgres``) and ``BENCH_SQLITE``; PostgreSQL comes from the ``PG*`` variables.
+the database task backend (``db_worker``), or RQ (``rqworker``) when ``BENCH_TASKS`` is
+``rq``. ``bench/hub_deployed.py`` sets ``BENCH_DB`` (``sqlite`` or ``postgres``),
+``BENCH_SQLITE`` and ``BENCH_TASKS``; PostgreSQL comes from the ``PG*`` variables, Redis from
+``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,18 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+if os.environ.get("BENCH_TASKS") == "rq":  # what docs/deployment.rst gives for RQ
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    TASKS["default"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
+    # A verification task runs as long as subscribe requests keep coming, and a fan-out task
+    # until no delivery is due: RQ's default job timeout (180 s) would kill them mid-batch.
+    RQ_QUEUES = {
+        "default": {
+            "URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "DEFAULT_TIMEOUT": 3600,
+        }
+    }
 
 # Everything (hub, callbacks, topics) is on 127.0.0.1: the development switch turns the
 # network guard off. Both names are set, so older checkouts (--src) read it too.
