@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 _Row = TypeVar("_Row", bound=models.Model)
@@ -274,6 +275,9 @@ class Intent(models.Model):
         super().save(*args, **kwargs)
 
 
+DELIVERY_ID_SALT = "django_push.hub.delivery_id"
+
+
 class ContentQuerySet(models.QuerySet["Content"]):
     def latest_of(self, topic: str) -> Content | None:
         """The version of ``topic`` stored last: what its subscribers were sent."""
@@ -289,6 +293,9 @@ class Content(models.Model):
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     hub_url = models.URLField(_("hub URL"), max_length=2048)
     fetched_at = models.DateTimeField(_("fetched"), auto_now_add=True)
+    # With PUSH_HUB_FEED_DIFFS: the feed's head and its new entries, delivered instead of
+    # the body; ``body`` stays whole for the next comparison.
+    feed_diff = models.BinaryField(_("feed diff"), null=True, blank=True)
 
     objects = ContentQuerySet.as_manager()
 
@@ -299,6 +306,19 @@ class Content(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def delivered_body(self) -> bytes:
+        """What subscribers are sent: the feed diff when there is one, else the body."""
+        return bytes(self.body if self.feed_diff is None else self.feed_diff)
+
+    @property
+    def delivery_id(self) -> str:
+        """Identity of this content's deliveries (``Push-Delivery-Id``): the same on every
+        retry, different for every stored content, and unguessable outside this hub (keyed
+        with ``SECRET_KEY``), so subscribers can drop repeats."""
+        key = f"{self.pk}:{self.sha256}"
+        return salted_hmac(DELIVERY_ID_SALT, key, algorithm="sha256").hexdigest()[:32]
 
 
 NO_SUBSCRIBER = "no active subscriber"
