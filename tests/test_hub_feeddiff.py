@@ -182,6 +182,32 @@ def test_a_doctype_without_entities_is_fine():
     assert titles(feeddiff.diff(old, new, feeds.RSS_TYPE).body) == ["Post 2"]
 
 
+def test_whatever_lies_between_entries_stays_whole():
+    # A comment, a processing instruction and a CDATA section after an entry: the cut ends
+    # where they begin.
+    old = (
+        b"<rss><channel><item><guid>1</guid></item>"
+        b"<![CDATA[x]]><item><guid>0</guid></item></channel></rss>"
+    )
+    new = (
+        b"<rss><channel><item><guid>2</guid></item><?pi here?><item><guid>1</guid></item>"
+        b"<![CDATA[x]]><!-- note --><item><guid>0</guid></item></channel></rss>"
+    )
+    diff = feeddiff.diff(old, new, "text/xml")
+    assert diff.body == (
+        b"<rss><channel><item><guid>2</guid></item><?pi here?><![CDATA[x]]><!-- note -->"
+        b"</channel></rss>"
+    )
+
+
+def test_utf16_feeds_are_cut_on_their_own_bytes():
+    def utf16(feed):
+        return feed.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+
+    diff = feeddiff.diff(utf16(feeds.rss([1])), utf16(feeds.rss([2, 1])), feeds.RSS_TYPE)
+    assert titles(diff.body) == ["Post 2"]
+
+
 def test_other_encodings_are_cut_on_their_own_bytes():
     old = feeds.rss([1]).decode().replace("UTF-8", "ISO-8859-1").encode("latin-1")
     new = feeds.rss([2, 1]).decode().replace("UTF-8", "ISO-8859-1")
@@ -282,10 +308,16 @@ def test_unsafe_or_other_topics_are_delivered_whole(server, settings, body, cont
     assert Content.objects.latest_of(server.url + "/topic").feed_diff is None
 
 
-@pytest.mark.django_db(transaction=True)
-def test_end_to_end_our_subscriber_gets_only_new_entries(site, server, settings):
-    """Subscriber and hub on the live server, the topic on another 127.0.0.1 server."""
+@pytest.fixture
+def feed_diffs(settings, monkeypatch):
+    """PUSH_HUB_FEED_DIFFS on, here and in the worker processes of the worker legs."""
     settings.PUSH_HUB_FEED_DIFFS = True
+    monkeypatch.setenv("PUSH_TEST_FEED_DIFFS", "1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_end_to_end_our_subscriber_gets_only_new_entries(feed_diffs, site, server):
+    """Subscriber and hub on the live server, the topic on another 127.0.0.1 server."""
     topic, hub = server.url + "/topic", f"{site}/hub/"
     server.replies["/topic"] = Reply(200, feeds.atom([2, 1]), {"Content-Type": feeds.ATOM_TYPE})
     received = []

@@ -234,8 +234,11 @@ def test_a_forged_request_is_not_remembered(live_domain, settings, notifications
     assert notifications == [(subscription.pk, b"news")]
 
 
-def test_content_that_failed_is_not_remembered(live_domain, settings, notifications):
-    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = 60
+@pytest.mark.parametrize(("window", "expected"), [(60, 2), (None, 3)])
+def test_content_that_failed_is_not_remembered(
+    live_domain, settings, notifications, window, expected
+):
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = window
     subscription = subscription_pair("http://example.com/feed", secret="")
     failures = []
 
@@ -249,11 +252,31 @@ def test_content_that_failed_is_not_remembered(live_domain, settings, notificati
         headers = {protocol.DELIVERY_ID_HEADER: "one"}
         assert post(subscription.callback_url, b"news", headers) == 500
         assert post(subscription.callback_url, b"news", headers) == 200  # the hub's retry
-        assert post(subscription.callback_url, b"news", headers) == 200  # a repeat: dropped
+        assert post(subscription.callback_url, b"news", headers) == 200  # a repeat
     finally:
         updated.disconnect(failing)
-    # The first attempt reached the recording receiver, then failed; the retry went through.
+    # The first attempt reached the recording receiver, then failed; the retry went through,
+    # and the repeat after it only without the window.
+    assert notifications == [(subscription.pk, b"news")] * expected
+
+
+def test_an_unreachable_cache_lets_content_through(live_domain, settings, notifications, caplog):
+    # A database cache whose table was never created fails on every call, as an unreachable
+    # Redis or Memcached would: a repeat is better than a loss.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "deliveries": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "no_such_cache_table",
+        },
+    }
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = 60
+    subscription = subscription_pair("http://example.com/feed", secret="")
+    with caplog.at_level(logging.WARNING, logger="django_push"):
+        assert post(subscription.callback_url, b"news") == 200
+        assert post(subscription.callback_url, b"news") == 200
     assert notifications == [(subscription.pk, b"news")] * 2
+    assert "Could not check for a repeated delivery" in caplog.text
 
 
 # What the hub sends ------------------------------------------------------------------------

@@ -101,6 +101,9 @@ def parse(body: bytes) -> Feed | None:
         target=target, forbid_dtd=False, forbid_entities=True, forbid_external=True
     )
     target.expat = parser.parser
+    # ElementTree passes CDATA on as text: its start is an event too, or a cut would end
+    # inside a CDATA section that follows an entry.
+    parser.parser.StartCdataSectionHandler = target.cdata
     try:
         parser.feed(body)
         parser.close()
@@ -163,6 +166,9 @@ class _EntryFinder:
         self.builder.data(text)
 
     def comment(self, text: str) -> None:
+        self._offset()
+
+    def cdata(self) -> None:
         self._offset()
 
     def pi(self, target: str, text: str | None = None) -> None:
