@@ -316,4 +316,3 @@ def test_the_hub_sends_one_identity_per_content_on_every_retry(server, settings)
     )
     assert first.delivery_id != second.delivery_id
     assert len(first.delivery_id) == 32
-    assert first.sha256 not in first.delivery_id  # not derived from public data alone

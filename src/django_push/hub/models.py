@@ -9,13 +9,13 @@ expired (at-least-once delivery).
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
 
 from django.db import models
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 _Row = TypeVar("_Row", bound=models.Model)
@@ -275,9 +275,6 @@ class Intent(models.Model):
         super().save(*args, **kwargs)
 
 
-DELIVERY_ID_SALT = "django_push.hub.delivery_id"
-
-
 class ContentQuerySet(models.QuerySet["Content"]):
     def latest_of(self, topic: str) -> Content | None:
         """The version of ``topic`` stored last: what its subscribers were sent."""
@@ -315,10 +312,9 @@ class Content(models.Model):
     @property
     def delivery_id(self) -> str:
         """Identity of this content's deliveries (``Push-Delivery-Id``): the same on every
-        retry, different for every stored content, and unguessable outside this hub (keyed
-        with ``SECRET_KEY``), so subscribers can drop repeats."""
-        key = f"{self.pk}:{self.sha256}"
-        return salted_hmac(DELIVERY_ID_SALT, key, algorithm="sha256").hexdigest()[:32]
+        retry, different for every stored content of this hub, even a body seen before."""
+        key = f"{self.hub_url}\n{self.pk}\n{self.sha256}".encode()
+        return hashlib.sha256(key).hexdigest()[:32]
 
 
 NO_SUBSCRIBER = "no active subscriber"
