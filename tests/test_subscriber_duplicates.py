@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -107,42 +108,43 @@ def post(url, body, headers=None):
 # Retries and recoveries of the hub ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("window", "expected"), [(60, 1), (None, 2)])
-def test_a_retry_after_a_timeout_is_dropped_only_when_on(
-    live_domain, server, settings, window, expected
-):
+@pytest.mark.parametrize("window", [60, None])
+def test_a_retry_after_a_timeout_is_dropped_only_when_on(live_domain, server, settings, window):
     settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = window
     settings.PUSH_HUB_RETRY_BASE = 0.05
-    settings.PUSH_TIMEOUT = 0.5
-    slow = []
-
-    def slow_receiver(sender, **kwargs):
-        if not slow:  # the first one takes longer than the hub waits
-            slow.append(1)
-            time.sleep(1)
-
+    settings.PUSH_TIMEOUT = 1
+    first_done = threading.Event()
     received = []
 
-    def recorder(sender, **kwargs):
+    def slow_recorder(sender, **kwargs):
         received.append(sender.pk)
+        if len(received) == 1:  # the first one takes longer than the hub waits
+            time.sleep(2)
+            first_done.set()
 
     subscription = subscription_pair(server.url + "/topic")
-    updated.connect(slow_receiver)
-    updated.connect(recorder)
+    updated.connect(slow_recorder)
     try:
         publish(server, b"first version")
         delivery = Delivery.objects.get()
         assert delivery.status == Delivery.Status.PENDING  # the hub saw a timeout
-        time.sleep(max((delivery.next_attempt_at - timezone.now()).total_seconds(), 1) + 0.1)
-        sweep()  # the retry
-        run_queued()
+        assert first_done.wait(10)
+        for _ in range(5):  # retries, until one is answered in time (the machine may be slow)
+            time.sleep(max((delivery.next_attempt_at - timezone.now()).total_seconds(), 0) + 0.1)
+            sweep()
+            run_queued()
+            delivery.refresh_from_db()
+            if delivery.status == Delivery.Status.DELIVERED:
+                break
     finally:
-        updated.disconnect(slow_receiver)
-        updated.disconnect(recorder)
-    delivery.refresh_from_db()
-    assert delivery.status == Delivery.Status.DELIVERED  # the repeat got a 2xx
-    assert delivery.attempts == 2
-    assert received == [subscription.pk] * expected
+        updated.disconnect(slow_recorder)
+    assert delivery.status == Delivery.Status.DELIVERED  # a repeat gets a 2xx too
+    assert delivery.attempts >= 2
+    if window:
+        assert received == [subscription.pk]
+    else:
+        assert len(received) >= 2
+        assert set(received) == {subscription.pk}
 
 
 @pytest.mark.parametrize(("window", "expected"), [(60, 1), (None, 2)])
@@ -186,12 +188,13 @@ def test_subscriptions_are_independent(live_domain, server, settings, notificati
 
 
 def test_the_window_expires(live_domain, server, settings, notifications):
-    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = 1
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = 3
     subscription_pair(server.url + "/topic")
     publish(server, b"first version")
+    remembered_before = time.monotonic()
     redeliver_after_a_crash()
     assert len(notifications) == 1
-    time.sleep(1.2)  # the cache entry times out
+    time.sleep(max(remembered_before + 3.2 - time.monotonic(), 0))  # the cache entry expires
     redeliver_after_a_crash()
     assert len(notifications) == 2
 
