@@ -221,7 +221,7 @@ def check_hub_settings(
     if not isinstance(diffs, bool):
         errors.append(
             Error(
-                f"PUSH_HUB_FEED_DIFFS must be True or False, not {diffs!r}.", id="django_push.E106"
+                f"PUSH_HUB_FEED_DIFFS must be True or False, not {diffs!r}.", id="django_push.E107"
             )
         )
     # The hub's numeric settings, and whether each must be an integer.
