@@ -110,6 +110,7 @@ SITE_ID = 1
 # Worker processes started by tests get the live server's host and the test's choices here.
 PUSH_DOMAIN = os.environ.get("PUSH_TEST_DOMAIN", "testserver.com")
 PUSH_INSECURE_SECRETS = os.environ.get("PUSH_TEST_INSECURE_SECRETS") == "1"
+PUSH_HUB_FEED_DIFFS = os.environ.get("PUSH_TEST_FEED_DIFFS") == "1"
 # Tests run hubs and subscribers on 127.0.0.1 over plain HTTP.
 PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
 PUSH_TIMEOUT = 5

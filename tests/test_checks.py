@@ -195,3 +195,40 @@ def test_deploy_checks_run_with_check_deploy(settings):
     for check_id in ("W103", "W105"):
         assert f"django_push.{check_id}" in str(raised.value)
     call_command("check")  # not without --deploy
+
+
+@pytest.mark.parametrize("value", [0, -5, 2.5, "60", True])
+def test_e011_duplicate_window_not_positive_integer(settings, value):
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = value
+    messages = checks.check_subscriber_settings()
+    assert ids(messages) == ["django_push.E011"]
+    assert repr(value) in messages[0].msg
+
+
+def test_duplicate_window_on_with_a_real_cache_passes(settings):
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = 600
+    assert checks.check_subscriber_settings() == []
+
+
+def test_e012_duplicate_cache_unknown(settings):
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = 600
+    settings.PUSH_SUBSCRIBER_DUPLICATE_CACHE = "deliveries"
+    messages = checks.check_subscriber_settings()
+    assert ids(messages) == ["django_push.E012"]
+    assert "'deliveries'" in messages[0].msg
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = None  # off: the cache is not used
+    assert checks.check_subscriber_settings() == []
+
+
+def test_w003_duplicate_cache_remembers_nothing(settings):
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = 600
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert ids(checks.check_subscriber_settings()) == ["django_push.W003"]
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_e107_feed_diffs_not_boolean(settings, value):
+    settings.PUSH_HUB_FEED_DIFFS = value
+    assert "django_push.E107" in ids(checks.check_hub_settings())
+    settings.PUSH_HUB_FEED_DIFFS = True
+    assert "django_push.E107" not in ids(checks.check_hub_settings())

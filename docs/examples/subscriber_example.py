@@ -1,7 +1,4 @@
-import hashlib
 import logging
-
-from django.core.cache import cache
 
 from django_push.subscriber.models import Subscription
 from django_push.subscriber.signals import (
@@ -67,17 +64,3 @@ def on_denied(sender, subscription, reason, **kwargs):
 subscription_verified.connect(on_verified)
 subscription_failed.connect(on_failed)
 subscription_denied.connect(on_denied)
-
-
-def once(sender, notification, request, **kwargs):
-    # Hubs deliver at least once: a retry after a lost answer repeats a delivery. Drop a
-    # body already seen for this subscription within the day; cache.add() is atomic on
-    # shared caches (Redis, Memcached, the database), so two workers cannot both win.
-    key = f"push:{sender.pk}:{hashlib.sha256(notification).hexdigest()}"
-    if not cache.add(key, True, timeout=24 * 3600):
-        return
-    fresh.append(notification)
-
-
-fresh = []
-updated.connect(once)

@@ -96,6 +96,7 @@ def check_subscriber_settings(
             )
         )
     errors.extend(_check_lease_range())
+    errors.extend(_check_duplicate_window())
     if conf.PUSH_INSECURE_SECRETS:
         errors.append(
             Warning(
@@ -125,6 +126,41 @@ def _check_lease_range() -> list[CheckMessage]:
             id="django_push.E009",
         )
     ]
+
+
+def _check_duplicate_window() -> list[CheckMessage]:
+    from django.conf import settings
+
+    window = conf.PUSH_SUBSCRIBER_DUPLICATE_WINDOW
+    if window is None:
+        return []
+    if not _positive_number(window, integer=True):
+        return [
+            Error(
+                "PUSH_SUBSCRIBER_DUPLICATE_WINDOW must be a positive integer of seconds or "
+                f"None, not {window!r}.",
+                id="django_push.E011",
+            )
+        ]
+    alias = conf.PUSH_SUBSCRIBER_DUPLICATE_CACHE
+    if alias not in settings.CACHES:
+        return [
+            Error(
+                f"PUSH_SUBSCRIBER_DUPLICATE_CACHE {alias!r} is not an alias in CACHES.",
+                hint="Name the cache that remembers deliveries, shared by every web worker.",
+                id="django_push.E012",
+            )
+        ]
+    if str(settings.CACHES[alias].get("BACKEND", "")).endswith(".DummyCache"):
+        return [
+            Warning(
+                f"PUSH_SUBSCRIBER_DUPLICATE_CACHE {alias!r} is a DummyCache, which remembers "
+                "nothing: repeated deliveries are not dropped.",
+                hint="Use a cache shared by every web worker (Redis, Memcached, database).",
+                id="django_push.W003",
+            )
+        ]
+    return []
 
 
 def check_hub_settings(
@@ -179,6 +215,13 @@ def check_hub_settings(
                 "PUSH_HUB_TOPICS must be a list of URL prefixes, a callable, a dotted path "
                 "or None.",
                 id="django_push.E104",
+            )
+        )
+    diffs: object = conf.PUSH_HUB_FEED_DIFFS  # whatever was set
+    if not isinstance(diffs, bool):
+        errors.append(
+            Error(
+                f"PUSH_HUB_FEED_DIFFS must be True or False, not {diffs!r}.", id="django_push.E107"
             )
         )
     # The hub's numeric settings, and whether each must be an integer.

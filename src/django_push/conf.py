@@ -100,6 +100,20 @@ class Settings:
         )  # E009 checks it
         return value
 
+    @property
+    def PUSH_SUBSCRIBER_DUPLICATE_WINDOW(self) -> int | None:
+        """Seconds during which a repeat of a delivery is dropped; ``None`` keeps every one."""
+        value: int | None = getattr(
+            settings, "PUSH_SUBSCRIBER_DUPLICATE_WINDOW", None
+        )  # E011 checks it
+        return value
+
+    @property
+    def PUSH_SUBSCRIBER_DUPLICATE_CACHE(self) -> str:
+        """Alias in ``CACHES`` of the cache that remembers deliveries for the window above."""
+        value: str = getattr(settings, "PUSH_SUBSCRIBER_DUPLICATE_CACHE", "default")  # E012
+        return value
+
     # Hub --------------------------------------------------------------------------------
 
     @property
@@ -215,6 +229,12 @@ class Settings:
     def PUSH_HUB_DIRECT_PUBLISH_SECRET(self) -> str:
         """The secret direct publish requests are signed with (E106 checks it)."""
         value: str = getattr(settings, "PUSH_HUB_DIRECT_PUBLISH_SECRET", "")
+        return value
+
+    @property
+    def PUSH_HUB_FEED_DIFFS(self) -> bool:
+        """Deliver only the new entries of Atom and RSS topics (WebSub section 7)."""
+        value: bool = getattr(settings, "PUSH_HUB_FEED_DIFFS", False)  # E107 checks it
         return value
 
     # Metrics (the django-push[metrics] extra) ---------------------------------------------

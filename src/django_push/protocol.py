@@ -16,6 +16,9 @@ REASON: Final = "hub.reason"
 VERIFY_TOKEN: Final = "hub.verify_token"
 
 SIGNATURE_HEADER: Final = "X-Hub-Signature"
+# Not WebSub's: django-push's identity of a delivery, the same on every retry of one content
+# to one subscription, so subscribers can drop repeats (docs/hub.rst, "Delivery identity").
+DELIVERY_ID_HEADER: Final = "Push-Delivery-Id"
 
 Mode = Literal["subscribe", "unsubscribe"]
 SUBSCRIBE: Final = "subscribe"

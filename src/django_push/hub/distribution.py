@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_push import http, metrics, protocol, signatures
 from django_push.conf import conf
 from django_push.exceptions import FetchError
-from django_push.hub import signals
+from django_push.hub import feeddiff, signals
 from django_push.hub.models import (
     Content,
     Delivery,
@@ -96,7 +96,9 @@ def _fetch_failed(
 def store(
     topic: str, body: bytes, content_type: str, hub_url: str, ping: Ping | None = None
 ) -> Content:
-    """Store one version of ``topic`` and a pending delivery for each active subscription."""
+    """Store one version of ``topic`` and a pending delivery for each active subscription
+    (none when it is a feed diff without new entries)."""
+    diff = feeddiff.for_topic(topic, body, content_type)  # once per content, not per subscriber
     with transaction.atomic():
         content = Content.objects.create(
             topic=topic,
@@ -104,10 +106,12 @@ def store(
             content_type=content_type,
             sha256=hashlib.sha256(body).hexdigest(),
             hub_url=hub_url,
+            feed_diff=None if diff is None else diff.body,
         )
         # One INSERT ... SELECT instead of a row at a time: publishing to 10,000
         # subscribers costs one statement.
         now = timezone.now()
+        news = diff is None or diff.new > 0  # a feed diff with no new entry: deliver nothing
         deliveries, subscriptions = Delivery._meta, HubSubscription._meta
         with connection.cursor() as cursor:
             cursor.execute(
@@ -115,8 +119,8 @@ def store(
                 "(content_id, subscription_id, status, attempts, next_attempt_at, last_error, "
                 "claim) "
                 f"SELECT %s, id, %s, 0, %s, '', '' FROM {subscriptions.db_table} "
-                "WHERE topic = %s AND expires_at > %s",
-                [content.pk, Delivery.Status.PENDING, now, topic, now],
+                "WHERE topic = %s AND expires_at > %s AND %s",
+                [content.pk, Delivery.Status.PENDING, now, topic, now, news],
             )
             created = cursor.rowcount
         if ping is not None:
@@ -233,8 +237,9 @@ def _prepare(content_ids: set[int]) -> dict[int, tuple[bytes, dict[str, str]]]:
         headers = {
             "Content-Type": content.content_type or "application/octet-stream",
             "Link": format_links([(content.hub_url, "hub"), (content.topic, "self")]),
+            protocol.DELIVERY_ID_HEADER: content.delivery_id,
         }
-        prepared[content.pk] = (bytes(content.body), headers)
+        prepared[content.pk] = (content.delivered_body, headers)
     return prepared
 
 

@@ -9,6 +9,7 @@ expired (at-least-once delivery).
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
@@ -302,6 +303,9 @@ class Content(models.Model):
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     hub_url = models.URLField(_("hub URL"), max_length=2048)
     fetched_at = models.DateTimeField(_("fetched"), auto_now_add=True)
+    # With PUSH_HUB_FEED_DIFFS: the feed's head and its new entries, delivered instead of
+    # the body; ``body`` stays whole for the next comparison.
+    feed_diff = models.BinaryField(_("feed diff"), null=True, blank=True)
 
     objects = ContentQuerySet.as_manager()
 
@@ -312,6 +316,18 @@ class Content(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def delivered_body(self) -> bytes:
+        """What subscribers are sent: the feed diff when there is one, else the body."""
+        return bytes(self.body if self.feed_diff is None else self.feed_diff)
+
+    @property
+    def delivery_id(self) -> str:
+        """Identity of this content's deliveries (``Push-Delivery-Id``): the same on every
+        retry, different for every stored content of this hub, even a body seen before."""
+        key = f"{self.hub_url}\n{self.pk}\n{self.sha256}".encode()
+        return hashlib.sha256(key).hexdigest()[:32]
 
 
 NO_SUBSCRIBER = "no active subscriber"

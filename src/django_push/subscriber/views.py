@@ -25,6 +25,7 @@ from django_push import metrics, protocol, signatures
 from django_push.conf import conf
 from django_push.links import parse_links
 from django_push.responses import plain_text
+from django_push.subscriber import duplicates
 from django_push.subscriber.capability import TOKEN_PARAM
 from django_push.subscriber.models import Callback, Subscription
 from django_push.subscriber.signals import updated
@@ -172,10 +173,15 @@ class CallbackView(View):
             subscription, callback = self.find_subscription(request, pk, CONTENT_FIELDS)
             body = self.read_body(request, limit)
             self.check_content(request, subscription, callback, body)
+            remembered = self.check_repeat(request, subscription, body)
         except Answer as answer:
             metrics.count_refusal(answer.response.status_code)
             return answer.response
-        self.accept_content(request, subscription, body)
+        try:
+            self.accept_content(request, subscription, body)
+        except BaseException:
+            remembered.forget()  # not processed: the hub's retry must not be dropped
+            raise
         metrics.count_notification("accepted")
         return plain_text(200)
 
@@ -312,6 +318,19 @@ class CallbackView(View):
             metrics.count_notification("bad_signature")
             raise Answer(200)
 
+    def check_repeat(
+        self, request: HttpRequest, subscription: Subscription, body: bytes
+    ) -> duplicates.Remembered:
+        """With ``PUSH_SUBSCRIBER_DUPLICATE_WINDOW``, drop a delivery already received for
+        this subscription within the window; answered 2xx, so the hub stops retrying it.
+        Checked after the signature, so only the hub's own deliveries are remembered."""
+        header = request.headers.get(protocol.DELIVERY_ID_HEADER)
+        remembered = duplicates.remember(subscription.pk, header, body)
+        if remembered is None:
+            _count_duplicate(subscription)
+            raise Answer(200)
+        return remembered
+
     def accept_content(self, request: HttpRequest, subscription: Subscription, body: bytes) -> None:
         link_header = request.headers.get("Link")
         self.links = parse_links(link_header) if link_header else None
@@ -319,6 +338,12 @@ class CallbackView(View):
         subscription.record_notification()
         updated.send(sender=subscription, notification=body, request=request, links=self.links)
         self.handle_subscription()
+
+
+def _count_duplicate(subscription: Subscription) -> None:
+    """One repeated delivery dropped."""
+    logger.debug("Dropped a repeated delivery for %s", subscription.topic)
+    metrics.count_notification("duplicate")
 
 
 callback = CallbackView.as_view()
