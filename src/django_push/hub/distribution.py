@@ -102,20 +102,7 @@ def store(
             sha256=hashlib.sha256(body).hexdigest(),
             hub_url=hub_url,
         )
-        # One INSERT ... SELECT instead of a row at a time: publishing to 10,000
-        # subscribers costs one statement.
-        now = timezone.now()
-        deliveries, subscriptions = Delivery._meta, HubSubscription._meta
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {deliveries.db_table} "  # noqa: S608  # table names, not input
-                "(content_id, subscription_id, status, attempts, next_attempt_at, last_error, "
-                "claim) "
-                f"SELECT %s, id, %s, 0, %s, '', '' FROM {subscriptions.db_table} "
-                "WHERE topic = %s AND expires_at > %s",
-                [content.pk, Delivery.Status.PENDING, now, topic, now],
-            )
-            created = cursor.rowcount
+        created = Delivery.objects.owe(content)
         if ping is not None:
             ping.fetched(content)
         signals.send_on_commit(
