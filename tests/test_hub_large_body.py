@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -41,11 +42,9 @@ class StallingCallbacks(ThreadingHTTPServer):
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802  (the stdlib's name)
-                try:
+            def do_POST(self) -> None:
+                with contextlib.suppress(threading.BrokenBarrierError):
                     outer.barrier.wait()
-                except threading.BrokenBarrierError:
-                    pass
                 left = int(self.headers["Content-Length"])
                 mac = hmac.new(SECRET.encode(), digestmod=hashlib.sha256)
                 length = 0

@@ -328,9 +328,7 @@ async def deliver(
     if timeout is not None:  # else the session's default
         options["timeout"] = _timeout(timeout)
     try:
-        async with session.post(
-            url, data=SharedBody(body), headers=headers, **options
-        ) as response:
+        async with session.post(url, data=SharedBody(body), headers=headers, **options) as response:
             return response.status
     except TimeoutError as exc:
         raise FetchError(url, "no answer in time") from exc

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from django_push import http, protocol, signatures
