@@ -476,7 +476,7 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         statement. Its columns and values are those the ORM would insert (:func:`new_row`),
         so a field added to ``Delivery`` is written here too.
         """
-        using = self._db or router.db_for_write(Delivery)
+        using: str = getattr(self, "_db", None) or router.db_for_write(Delivery)
         connection = connections[using]
         quote = connection.ops.quote_name
         row = new_row(Delivery, using, exclude={"subscription_id"}, content=content)
@@ -609,7 +609,7 @@ def new_row(
     connection = connections[using]
     row = {}
     for field in model._meta.concrete_fields:
-        if field.primary_key or field.attname in exclude:
+        if field.primary_key or field.attname in exclude or field.column is None:
             continue
         value = field.pre_save(instance, add=True)
         if value is None or isinstance(value, DatabaseDefault):
