@@ -86,6 +86,11 @@ def check_url(url: str, *, guard: bool | None = None) -> None:
     The host is judged as aiohttp will see it (yarl's normalisation), so ``127。0。0。1`` is
     the loopback literal it becomes. Names pass; their addresses are checked on connecting.
     """
+    _checked(url, guard)
+
+
+def _checked(url: str, guard: bool | None) -> URL:
+    """:func:`check_url`, returning the URL parsed (aiohttp then need not parse it again)."""
     try:
         target = URL(url)
         absolute = target.scheme in ("http", "https") and bool(target.raw_host)
@@ -97,6 +102,7 @@ def check_url(url: str, *, guard: bool | None = None) -> None:
         reason = refusal(target)
         if reason is not None:
             raise GuardRefusal(url, reason)
+    return target
 
 
 def guard_enabled() -> bool:
@@ -323,12 +329,14 @@ async def deliver(
     Transport failures raise ``FetchError``, the guard's refusals ``GuardRefusal``.
     The body is sent without being copied (:class:`SharedBody`).
     """
-    check_url(url, guard=guard)  # the session's connector checks again where it connects
+    target = _checked(url, guard)  # the session's connector checks again where it connects
     options: dict[str, Any] = {"allow_redirects": False}
     if timeout is not None:  # else the session's default
         options["timeout"] = _timeout(timeout)
     try:
-        async with session.post(url, data=SharedBody(body), headers=headers, **options) as response:
+        async with session.post(
+            target, data=SharedBody(body), headers=headers, **options
+        ) as response:
             return response.status
     except TimeoutError as exc:
         raise FetchError(url, "no answer in time") from exc

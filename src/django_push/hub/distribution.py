@@ -206,8 +206,10 @@ async def afanout(content_id: int | None = None, token: str = "") -> tuple[int, 
             if previous is not None:
                 done = (previous[0], await previous[1])
                 sent, delivered = _count(done[1], sent, delivered)
+            # A second batch: work enough for another worker (the sweeper enqueues its own).
+            spread = previous is None and not token
             previous = (batch, sending)
-            batch, loaded = await turn(done, size, content_id, "", set(prepared))
+            batch, loaded = await turn(done, size, content_id, "", set(prepared), spread)
         if previous is not None:
             done = (previous[0], await previous[1])
             sent, delivered = _count(done[1], sent, delivered)
@@ -226,16 +228,22 @@ def _turn(
     content_id: int | None,
     token: str,
     loaded: set[int],
+    spread: bool = False,
 ) -> tuple[Batch, dict[int, Prepared]]:
     """The database's part of one turn of the fan-out, in one call from the event loop:
     record the batch ``done`` was sent, claim the next (up to ``size``; none if 0, the
-    sweeper's under ``token`` first), and load the contents it needs besides ``loaded``."""
+    sweeper's under ``token`` first), and load the contents it needs besides ``loaded``.
+    With ``spread``, a batch claimed means work for one more fan-out task."""
+    from django_push.hub.tasks import spread_fanout
+
     with transaction.atomic():
         if done is not None:
             record(*done)
         batch = claim(size, content_id, token) if size else Batch("", [])
         if token and not batch.jobs:  # the sweeper's batch is gone: go on with due work
             batch = claim(size, content_id)
+        if spread and batch.jobs:
+            spread_fanout(content_id)
     missing = {job.content_id for job in batch.jobs} - loaded
     return batch, _prepare(missing) if missing else {}
 
