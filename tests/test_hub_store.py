@@ -76,3 +76,33 @@ def test_new_row_leaves_database_defaults_to_the_database():
             managed = False
 
     assert new_row(WithDatabaseDefault, "default") == {"label": "x"}
+
+
+def queued_fanouts():
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(task_path__endswith="fanout_task").count()
+
+
+def test_a_publish_starts_one_fanout_task_which_spreads_when_there_is_more(server, settings):
+    # A task per batch cost the queue's work for each before the first could start, and
+    # most found nothing left; one task, and one more for a second batch, is enough.
+    from django_push.hub.tasks import publish_task
+    from tests.servers import Reply
+
+    settings.PUSH_TASK_BACKEND = "queue"  # a real queue: the tasks wait there, unrun
+    settings.PUSH_HUB_BATCH_SIZE = 2
+    server.replies["/topic"] = Reply(200, b"x", {"Content-Type": "text/plain"})
+    for n in range(5):
+        HubSubscription.objects.create(
+            topic=server.url + "/topic",
+            callback=f"{server.url}/cb/{n}",
+            lease_seconds=60,
+            expires_at=timezone.now() + datetime.timedelta(seconds=60),
+        )
+    content_id = publish_task.call(server.url + "/topic", "https://hub.example/")
+    assert queued_fanouts() == 1
+    assert distribution.fanout(content_id) == (5, 5)  # what that task runs
+    assert queued_fanouts() == 2  # it found a second batch: one more task, for another worker
+    assert distribution.fanout(content_id) == (0, 0)
+    assert queued_fanouts() == 2  # nothing left: no more tasks
