@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import aiohttp.abc
+import aiohttp.payload
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -84,6 +86,11 @@ def check_url(url: str, *, guard: bool | None = None) -> None:
     The host is judged as aiohttp will see it (yarl's normalisation), so ``127。0。0。1`` is
     the loopback literal it becomes. Names pass; their addresses are checked on connecting.
     """
+    _checked(url, guard)
+
+
+def _checked(url: str, guard: bool | None) -> URL:
+    """:func:`check_url`, returning the URL parsed (aiohttp then need not parse it again)."""
     try:
         target = URL(url)
         absolute = target.scheme in ("http", "https") and bool(target.raw_host)
@@ -95,6 +102,7 @@ def check_url(url: str, *, guard: bool | None = None) -> None:
         reason = refusal(target)
         if reason is not None:
             raise GuardRefusal(url, reason)
+    return target
 
 
 def guard_enabled() -> bool:
@@ -268,6 +276,44 @@ __all__ = [
 ]
 
 
+# A delivery's body goes out in slices of this size: see SharedBody.
+BODY_SLICE = 64 * 1024
+
+
+class SharedBody(aiohttp.payload.Payload):
+    """A request body written as slices of one shared buffer, never copied whole.
+
+    A fan-out sends the same body to many subscribers at once. Given plain ``bytes``,
+    aiohttp joins the headers and the whole body into one new object before writing (on
+    Python before 3.12.9 and 3.13.2), and that copy waits in the connection's buffer until
+    the subscriber has read it: one copy of the body per connection in flight. Slices of a
+    ``memoryview`` copy only the first slice (joined to the headers); the others are views
+    the transport holds until sent, and each write waits for the buffer to drain.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body)
+        self._size = len(body)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._value).decode(encoding, errors)
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        body = self._value
+        if len(body) <= BODY_SLICE:
+            await writer.write(body)
+            return
+        view = memoryview(body)
+        for start in range(0, len(view), BODY_SLICE):
+            await writer.write(view[start : start + BODY_SLICE])
+
+    async def write_with_length(
+        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        # aiohttp 3.12+ asks for at most ``content_length`` bytes; we never declare less.
+        await self.write(writer)
+
+
 async def deliver(
     session: aiohttp.ClientSession,
     url: str,
@@ -281,13 +327,16 @@ async def deliver(
 
     Redirects are not followed: WebSub counts a 3xx as a failed delivery (H-17).
     Transport failures raise ``FetchError``, the guard's refusals ``GuardRefusal``.
+    The body is sent without being copied (:class:`SharedBody`).
     """
-    check_url(url, guard=guard)  # the session's connector checks again where it connects
+    target = _checked(url, guard)  # the session's connector checks again where it connects
     options: dict[str, Any] = {"allow_redirects": False}
     if timeout is not None:  # else the session's default
         options["timeout"] = _timeout(timeout)
     try:
-        async with session.post(url, data=body, headers=headers, **options) as response:
+        async with session.post(
+            target, data=SharedBody(body), headers=headers, **options
+        ) as response:
             return response.status
     except TimeoutError as exc:
         raise FetchError(url, "no answer in time") from exc

@@ -7,12 +7,11 @@ import datetime
 import hashlib
 import logging
 import uuid
-from collections import deque
 from dataclasses import dataclass
 
 import aiohttp
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from django_push import http, metrics, protocol, signatures
@@ -33,7 +32,7 @@ from django_push.tasks import enqueue
 logger = logging.getLogger("django_push.hub")
 
 
-def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | None:
+async def afetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | None:
     """Fetch ``topic`` and store it as one ``Content`` row; ``None`` when the fetch fails or
     the body is the one stored last (nothing new to deliver).
 
@@ -41,21 +40,33 @@ def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | Non
     the content, so a ping is never fetched twice once its content is stored), and a
     transient failure is retried later.
     """
-    ping = None if ping_id is None else Ping.objects.filter(pk=ping_id).first()
+    ping = None if ping_id is None else await Ping.objects.filter(pk=ping_id).afirst()
     try:
-        response = async_to_sync(http.get)(
+        response = await http.get(
             topic,
             follow_redirects=True,
             max_bytes=conf.PUSH_HUB_MAX_CONTENT_SIZE,
             guard=http.guard_enabled(),
         )
     except FetchError as exc:
-        _fetch_failed(topic, hub_url, ping, exc.reason, transient=_transient(exc))
+        failed = sync_to_async(_fetch_failed)
+        await failed(topic, hub_url, ping, exc.reason, transient=_transient(exc))
         return None
     if not response.ok:
         transient = response.status >= 500 or response.status in TRANSIENT_STATUSES
-        _fetch_failed(topic, hub_url, ping, f"HTTP {response.status}", transient=transient)
+        failed = sync_to_async(_fetch_failed)
+        await failed(topic, hub_url, ping, f"HTTP {response.status}", transient=transient)
         return None
+    return await sync_to_async(_keep)(topic, response, hub_url, ping)
+
+
+def fetch(topic: str, hub_url: str, ping_id: int | None = None) -> Content | None:
+    """:func:`afetch` for sync callers (the publish task)."""
+    return async_to_sync(afetch)(topic, hub_url, ping_id)
+
+
+def _keep(topic: str, response: http.Response, hub_url: str, ping: Ping | None) -> Content | None:
+    """Store what was fetched, unless it is the body stored last."""
     last = Content.objects.latest_of(topic)
     if last is not None and last.sha256 == hashlib.sha256(response.body).hexdigest():
         logger.info("Hub fetched %s: unchanged, nothing delivered", topic)
@@ -108,21 +119,10 @@ def store(
             hub_url=hub_url,
             feed_diff=None if diff is None else diff.body,
         )
-        # One INSERT ... SELECT instead of a row at a time: publishing to 10,000
-        # subscribers costs one statement.
-        now = timezone.now()
-        news = diff is None or diff.new > 0  # a feed diff with no new entry: deliver nothing
-        deliveries, subscriptions = Delivery._meta, HubSubscription._meta
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {deliveries.db_table} "  # noqa: S608  # table names, not input
-                "(content_id, subscription_id, status, attempts, next_attempt_at, last_error, "
-                "claim) "
-                f"SELECT %s, id, %s, 0, %s, '', '' FROM {subscriptions.db_table} "
-                "WHERE topic = %s AND expires_at > %s AND %s",
-                [content.pk, Delivery.Status.PENDING, now, topic, now, news],
-            )
-            created = cursor.rowcount
+        # A feed diff with no new entry is stored (the next diff starts from it) but owed
+        # to nobody.
+        news = diff is None or diff.new > 0
+        created = Delivery.objects.owe(content) if news else 0
         if ping is not None:
             ping.fetched(content)
         signals.send_on_commit(
@@ -185,52 +185,83 @@ def _jobs(claimed: models.QuerySet[Delivery]) -> list[Job]:
     return [Job(*row) for row in rows]
 
 
-def fanout(content_id: int | None = None, token: str = "") -> tuple[int, int]:
+# A content's body and the headers every delivery of it carries.
+Prepared = tuple[bytes, dict[str, str]]
+
+
+async def afanout(content_id: int | None = None, token: str = "") -> tuple[int, int]:
     """Deliver due deliveries batch after batch until none is left: ``(sent, delivered)``.
     With ``token``, the batch the sweeper claimed under it goes first.
 
-    One session serves every batch, and two batches are in flight at once, so the next
-    batch is claimed (and the previous one recorded) while this one is being sent.
+    One session serves every batch, and two batches are in flight at once: while one is
+    being sent, the one before is recorded and the next claimed, in one trip to the
+    database (:func:`_turn`).
     """
-    return async_to_sync(_fanout)(content_id, token)
-
-
-async def _fanout(content_id: int | None, token: str) -> tuple[int, int]:
-    db_claim, db_record = sync_to_async(claim), sync_to_async(record)
     size, limit = conf.PUSH_HUB_BATCH_SIZE, conf.PUSH_HUB_CONCURRENCY
     guard = http.guard_enabled()
     semaphore = asyncio.Semaphore(limit)
-    prepared: dict[int, tuple[bytes, dict[str, str]]] = {}
+    turn = sync_to_async(_turn)
+    prepared: dict[int, Prepared] = {}
     sent = delivered = 0
-    in_flight: deque[tuple[Batch, asyncio.Future[list[Outcome]]]] = deque()
-
-    async def settle() -> None:
-        nonlocal sent, delivered
-        batch, sending = in_flight.popleft()
-        outcomes = await sending
-        await db_record(batch, outcomes)
-        sent += len(outcomes)
-        delivered += sum(1 for outcome in outcomes if outcome.ok)
-
+    previous: tuple[Batch, asyncio.Future[list[Outcome]]] | None = None
     async with http.client_session(guard=guard, limit=limit) as session:
-        batch = await db_claim(size, content_id, token)
-        if token and not batch.jobs:  # the sweeper's batch is gone: go on with due work
-            batch = await db_claim(size, content_id)
+        batch, loaded = await turn(None, size, content_id, token, set())
         while batch.jobs:
-            missing = {job.content_id for job in batch.jobs} - prepared.keys()
-            if missing:
-                prepared.update(await sync_to_async(_prepare)(missing))
-            sending = _send_all(session, semaphore, batch.jobs, prepared, guard)
-            in_flight.append((batch, asyncio.ensure_future(sending)))
-            if len(in_flight) > 1:
-                await settle()
-            batch = await db_claim(size, content_id)
-        while in_flight:
-            await settle()
+            prepared.update(loaded)
+            sending = asyncio.ensure_future(
+                _send_all(session, semaphore, batch.jobs, prepared, guard)
+            )
+            done = None
+            if previous is not None:
+                done = (previous[0], await previous[1])
+                sent, delivered = _count(done[1], sent, delivered)
+            # A second batch: work enough for another worker (the sweeper enqueues its own).
+            spread = previous is None and not token
+            previous = (batch, sending)
+            batch, loaded = await turn(done, size, content_id, "", set(prepared), spread)
+        if previous is not None:
+            done = (previous[0], await previous[1])
+            sent, delivered = _count(done[1], sent, delivered)
+            await turn(done, 0, content_id, "", set(prepared))
     return sent, delivered
 
 
-def _prepare(content_ids: set[int]) -> dict[int, tuple[bytes, dict[str, str]]]:
+def fanout(content_id: int | None = None, token: str = "") -> tuple[int, int]:
+    """:func:`afanout` for sync callers (the fan-out task)."""
+    return async_to_sync(afanout)(content_id, token)
+
+
+def _turn(
+    done: tuple[Batch, list[Outcome]] | None,
+    size: int,
+    content_id: int | None,
+    token: str,
+    loaded: set[int],
+    spread: bool = False,
+) -> tuple[Batch, dict[int, Prepared]]:
+    """The database's part of one turn of the fan-out, in one call from the event loop:
+    record the batch ``done`` was sent, claim the next (up to ``size``; none if 0, the
+    sweeper's under ``token`` first), and load the contents it needs besides ``loaded``.
+    With ``spread``, a batch claimed means work for one more fan-out task."""
+    from django_push.hub.tasks import spread_fanout
+
+    with transaction.atomic():
+        if done is not None:
+            record(*done)
+        batch = claim(size, content_id, token) if size else Batch("", [])
+        if token and not batch.jobs:  # the sweeper's batch is gone: go on with due work
+            batch = claim(size, content_id)
+        if spread and batch.jobs:
+            spread_fanout(content_id)
+    missing = {job.content_id for job in batch.jobs} - loaded
+    return batch, _prepare(missing) if missing else {}
+
+
+def _count(outcomes: list[Outcome], sent: int, delivered: int) -> tuple[int, int]:
+    return sent + len(outcomes), delivered + sum(1 for outcome in outcomes if outcome.ok)
+
+
+def _prepare(content_ids: set[int]) -> dict[int, Prepared]:
     """Body and headers of each content, loaded once per fan-out (H-14, H-15)."""
     prepared = {}
     for content in Content.objects.filter(pk__in=content_ids):
@@ -247,7 +278,7 @@ async def _send_all(
     session: aiohttp.ClientSession,
     semaphore: asyncio.Semaphore,
     batch: list[Job],
-    prepared: dict[int, tuple[bytes, dict[str, str]]],
+    prepared: dict[int, Prepared],
     guard: bool,
 ) -> list[Outcome]:
     algorithm = conf.PUSH_HUB_SIGNATURE_ALGORITHM

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
 
-from django.db import connections, models
+from django.db import connections, models, router
+from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -514,6 +515,31 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
             claim="",
         )
 
+    def owe(self, content: Content) -> int:
+        """Create a pending delivery of ``content`` for each active subscription of its topic;
+        returns how many.
+
+        One INSERT ... SELECT, not a row at a time: publishing to 10,000 subscribers costs one
+        statement. Its columns and values are those the ORM would insert (:func:`new_row`),
+        so a field added to ``Delivery`` is written here too.
+        """
+        using: str = getattr(self, "_db", None) or router.db_for_write(Delivery)
+        connection = connections[using]
+        quote = connection.ops.quote_name
+        row = new_row(Delivery, using, exclude={"subscription_id"}, content=content)
+        active = HubSubscription.objects.using(using).active().filter(topic=content.topic)
+        subscribers, where = active.values("pk").query.sql_with_params()
+        columns = ", ".join(quote(column) for column in [*row, "subscription_id"])
+        values = ", ".join(["%s"] * len(row))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {quote(Delivery._meta.db_table)} ({columns}) "  # noqa: S608  # names, not input
+                f"SELECT {values}, {quote('active')}.{quote('pk')} FROM ({subscribers}) "
+                f"{quote('active')}",
+                [*row.values(), *where],
+            )
+            return int(cursor.rowcount)
+
 
 class Delivery(models.Model):
     """Content owed to one subscription, and what happened when it was sent."""
@@ -613,6 +639,30 @@ def locked_pks(queryset: models.QuerySet[Any], limit: int) -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def new_row(
+    model: type[models.Model], using: str, *, exclude: Collection[str] = (), **given: Any
+) -> dict[str, Any]:
+    """The columns of a new ``model`` row and their database values, as the ORM's INSERT
+    would write them: ``given`` (by field name), else each field's default; for statements
+    the ORM cannot write, such as INSERT ... SELECT.
+
+    Left out: the primary key, the fields named in ``exclude`` (by attribute name), fields
+    whose value is NULL (a column left out is NULL) and fields the database fills
+    (``db_default``).
+    """
+    instance = model(**given)
+    connection = connections[using]
+    row = {}
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.attname in exclude or field.column is None:
+            continue
+        value = field.pre_save(instance, add=True)
+        if value is None or isinstance(value, DatabaseDefault):
+            continue
+        row[field.column] = field.get_db_prep_save(value, connection)
+    return row
 
 
 def lease_end(seconds: int) -> datetime.datetime:

@@ -83,11 +83,24 @@ def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | 
 
 
 def start_fanout(count: int, content_id: int | None = None) -> int:
-    """Enqueue one fan-out task per batch of ``count`` deliveries; returns how many."""
-    tasks = math.ceil(count / conf.PUSH_HUB_BATCH_SIZE)
-    for _ in range(tasks):
-        enqueue(fanout_task, content_id)
-    return tasks
+    """Enqueue a fan-out task for ``count`` deliveries (none for none); returns how many.
+
+    One is enough: a fan-out task that finds a second batch waiting enqueues one more
+    (:func:`spread_fanout`), so a large publish spreads over as many workers as are free
+    (with one task to spare), without first enqueuing a task per batch, each costing the
+    queue's work and most finding nothing left.
+    """
+    if count <= 0:
+        return 0
+    enqueue(fanout_task, content_id)
+    return 1
+
+
+def spread_fanout(content_id: int | None) -> bool:
+    """Enqueue one more fan-out task, for another worker, if the backend runs tasks on
+    workers (an immediate backend would run it here, inside the caller's). True if enqueued."""
+    configured = fanout_task.using(backend=conf.PUSH_TASK_BACKEND)
+    return configured.get_backend().supports_defer and enqueue(fanout_task, content_id)
 
 
 @task()

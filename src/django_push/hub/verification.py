@@ -67,20 +67,15 @@ def verify(intent: Intent) -> bool:
     return intent.status == Intent.Status.VERIFIED
 
 
-def verify_pending(pk: int | None = None, gather: float = 0.0) -> int:
+async def averify_pending(pk: int | None = None, gather: float = 0.0) -> int:
     """Verify claimable intents batch after batch until none is left (only ``pk``, if
-    given); returns how many were decided.
+    given); returns how many were decided. One client session serves every batch; the
+    database work goes through ``sync_to_async``.
 
     With ``gather``, wait that many seconds after a batch that was not full before claiming
     the next: requests that trickle in are then verified a batch at a time, not each in a
     round of its own (a round costs the same few queries whatever its size).
     """
-    return async_to_sync(averify_pending)(pk, gather)
-
-
-async def averify_pending(pk: int | None = None, gather: float = 0.0) -> int:
-    """:func:`verify_pending`, async: one client session for every batch, and the
-    database work through ``sync_to_async``."""
     db_claim, db_record = sync_to_async(claim), sync_to_async(record)
     size, limit = conf.PUSH_HUB_BATCH_SIZE, conf.PUSH_HUB_CONCURRENCY
     guard = http.guard_enabled()
@@ -99,6 +94,11 @@ async def averify_pending(pk: int | None = None, gather: float = 0.0) -> int:
                 return decided
             if gather and len(checks) < size:
                 await asyncio.sleep(gather)
+
+
+def verify_pending(pk: int | None = None, gather: float = 0.0) -> int:
+    """:func:`averify_pending` for sync callers (the verification task)."""
+    return async_to_sync(averify_pending)(pk, gather)
 
 
 def claim(limit: int, pk: int | None = None) -> tuple[str, list[Check]]:
