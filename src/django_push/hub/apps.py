@@ -13,7 +13,9 @@ class HubConfig(AppConfig):
         from django.core import checks
 
         from django_push import checks as push_checks
+        from django_push.wakeup import connect_sender
 
         checks.register(push_checks.check_hub_settings)
         checks.register(push_checks.check_common_settings)
         checks.register(push_checks.check_hub_deployment, checks.Tags.security, deploy=True)
+        connect_sender()
