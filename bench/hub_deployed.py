@@ -96,6 +96,12 @@ def free_port() -> int:
         return port
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start a process in its own session, so that it and its children can be killed."""
     with log.open("ab") as out:
@@ -391,14 +397,19 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
         check=True,
     ).stdout.strip()
 
-    setup = Setup(name, f"{Path(src).parent.name} {db}, {workers} db_worker")
+    # --wake: the source tree's push_worker (woken on commit) where it has one, on a free port.
+    command = "db_worker"
+    if args.wake and (Path(src) / "django_push/hub/management/commands/push_worker.py").exists():
+        command = "push_worker"
+        env["BENCH_WAKEUP"] = f"127.0.0.1:{free_udp_port()}"
+    setup = Setup(name, f"{Path(src).parent.name} {db}, {workers} {command}")
     setup.versions = versions
     base = gunicorn(args.python, "hub_site.wsgi:application", env, work, "gunicorn")
     setup.hub, setup.bare = f"{base}/hub/", f"{base}/bare/"
     interval = ["--interval", str(args.interval)] if args.interval is not None else []
     for n in range(workers):
-        command = [*manage, "db_worker", "--no-startup-delay", *interval]
-        setup.workers.append(start(command, env, work / f"db_worker-{n}.log"))
+        worker = [*manage, command, "--no-startup-delay", *interval]
+        setup.workers.append(start(worker, env, work / f"db_worker-{n}.log"))
 
     if db == "postgres":
         import psycopg
@@ -732,7 +743,8 @@ def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
                 fanout(setup, callbacks, figures, args)
                 results.append(figures)
                 done = size
-            latency(setup, callbacks, results[-1], args)
+            with profiling(setup, args, "latency"):
+                latency(setup, callbacks, results[-1], args)
             return results
         except Exception:
             logs = sorted(work.glob("*.log"))
@@ -838,6 +850,9 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable, help="interpreter of the hub")
     parser.add_argument("--workers", type=int, help="db_worker processes (default 1 SQLite, 2 PG)")
     parser.add_argument("--interval", type=float, help="db_worker --interval (default its own)")
+    parser.add_argument(
+        "--wake", action="store_true", help="push_worker (woken on commit) where --src has it"
+    )
     parser.add_argument("--rounds", type=int, help="publishes to N (default 3; quick: 1)")
     parser.add_argument("--publishes", type=int, help="latency publishes (default 200; quick: 3)")
     parser.add_argument("--latency-subscribers", type=int, help="(default 100; quick: 10)")

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.db import connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
@@ -30,6 +31,18 @@ class QuietBatches(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(("Starting worker", "No more tasks to run"))
+
+
+def keep_open(alias: str) -> Any:
+    """On SQLite, a connection held for the worker's lifetime, so that the connection the
+    worker closes after every task is never the file's last one: closing the last connection
+    to a WAL database checkpoints it (measured: about a tenth of a publish's latency)."""
+    connection = connections[alias]
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        return None
+    keeper = connection.get_new_connection(connection.get_connection_params())
+    keeper.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opens the file and WAL
+    return keeper
 
 
 class WakingWorker:
@@ -56,7 +69,9 @@ class WakingWorker:
         db_worker.logger.addFilter(QuietBatches())
         if self.startup_delay and self.interval:
             time.sleep(random.random())  # spreads workers started together
-        wakeup = Wakeup(queue_database())
+        alias = queue_database()
+        wakeup = Wakeup(alias)
+        keeper = keep_open(alias)
         try:
             while True:
                 self.worker.run()
@@ -65,6 +80,8 @@ class WakingWorker:
                 wakeup.wait(self.interval)
         finally:
             wakeup.close()
+            if keeper is not None:
+                keeper.close()
 
 
 class Command(db_worker.Command):
