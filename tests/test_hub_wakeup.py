@@ -129,3 +129,25 @@ def test_batch_mode_is_db_workers_own(worker_env):
     )
     run(env, "push_worker", "--batch", "--no-startup-delay")
     assert query("SELECT status FROM django_tasks_database_dbtaskresult") == [("SUCCESSFUL",)]
+
+
+def test_the_worker_holds_a_file_database_open(db, tmp_path):
+    from django.db import connections
+
+    connection = connections["default"]
+
+    from django_push.hub.management.commands.push_worker import keep_open
+
+    if POSTGRES:
+        assert keep_open(connection) is None
+        return
+    path = tmp_path / "held.sqlite3"
+    wrapper = type(connection)({**connection.settings_dict, "NAME": str(path)}, connection.alias)
+    keeper = keep_open(wrapper)
+    try:
+        assert keeper is not None
+        assert path.exists()  # opened, not only configured
+    finally:
+        keeper.close()
+    memory = type(connection)({**connection.settings_dict, "NAME": ":memory:"}, connection.alias)
+    assert keep_open(memory) is None

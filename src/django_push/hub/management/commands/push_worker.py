@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
@@ -33,12 +34,11 @@ class QuietBatches(logging.Filter):
         return not str(record.msg).startswith(("Starting worker", "No more tasks to run"))
 
 
-def keep_open(alias: str) -> Any:
+def keep_open(connection: BaseDatabaseWrapper) -> Any:
     """On SQLite, a connection held for the worker's lifetime, so that the connection the
     worker closes after every task is never the file's last one: closing the last connection
     to a WAL database checkpoints it (measured: about a tenth of a publish's latency)."""
-    connection = connections[alias]
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():  # type: ignore[attr-defined]
         return None
     keeper = connection.get_new_connection(connection.get_connection_params())
     keeper.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opens the file and WAL
@@ -71,7 +71,7 @@ class WakingWorker:
             time.sleep(random.random())  # spreads workers started together
         alias = queue_database()
         wakeup = Wakeup(alias)
-        keeper = keep_open(alias)
+        keeper = keep_open(connections[alias])
         try:
             while True:
                 self.worker.run()
