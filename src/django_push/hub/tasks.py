@@ -57,7 +57,8 @@ def start_verification(intent_id: int) -> bool:
 
 @task()
 def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | None:
-    """Fetch ``topic`` once, then start enough fan-out tasks to cover its subscribers.
+    """Fetch ``topic`` once, then deliver it: the first batch here, and one fan-out task for
+    each further batch of its subscribers.
 
     With ``ping_id`` (the endpoint's publish requests), the ``Ping`` is claimed first: a ping
     already fetched, or held by a live worker, is left alone.
@@ -77,14 +78,17 @@ def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | 
     if content is None:
         return None
     pending = content.deliveries.count()
-    start_fanout(pending, content.pk)
-    logger.info("Published %s to %s subscriber(s)", topic, pending)
+    logger.info("Publishing %s to %s subscriber(s)", topic, pending)
+    # Other workers take the batches after the first; this one starts delivering at once,
+    # without a round trip through the queue (its claim, its result) before the first POST.
+    start_fanout(pending - conf.PUSH_HUB_BATCH_SIZE, content.pk)
+    fanout_task.call(content.pk)
     return content.pk
 
 
 def start_fanout(count: int, content_id: int | None = None) -> int:
     """Enqueue one fan-out task per batch of ``count`` deliveries; returns how many."""
-    tasks = math.ceil(count / conf.PUSH_HUB_BATCH_SIZE)
+    tasks = max(0, math.ceil(count / conf.PUSH_HUB_BATCH_SIZE))
     for _ in range(tasks):
         enqueue(fanout_task, content_id)
     return tasks
