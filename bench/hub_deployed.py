@@ -26,6 +26,7 @@ delivery's sha256 signature and counts deliveries with timestamps; it also serve
     python bench/hub_deployed.py --src ../other/src  # another checkout's code
     python bench/hub_deployed.py --setup sqlite --src src --src ../other/src  # both, one run
     python bench/hub_deployed.py --setup postgres --subscribers 2000 --profile
+    python bench/hub_deployed.py --setup sqlite --src ../other/src --src src --wake  # push_worker
 
 The interpreter needs the hub's dependencies with django-tasks-db and psycopg, plus the
 ``bench-hub`` group (gunicorn; py-spy for ``--profile``; matplotlib for ``--plot``). PostgreSQL
