@@ -30,6 +30,7 @@ delivery's sha256 signature and counts deliveries with timestamps; it also serve
     python bench/hub_deployed.py --setup sqlite --src src --src ../other/src  # both, one run
     python bench/hub_deployed.py --setup postgres --subscribers 2000 --profile
     python bench/hub_deployed.py --setup postgres --setup rq --subscribers 1000,10000,100000
+    python bench/hub_deployed.py --setup sqlite --src ../other/src --src src --wake  # push_worker
 
 The interpreter needs the hub's dependencies with django-tasks-db and psycopg, plus the
 ``bench-hub`` group (gunicorn; py-spy for ``--profile``; matplotlib for ``--plot``), and
@@ -102,6 +103,12 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -425,7 +432,15 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
         check=True,
     ).stdout.strip()
 
+    # --wake: the source tree's push_worker (woken on commit) where it has one, on a free port.
     kind = "rqworker" if rq else "db_worker"
+    if (
+        not rq
+        and args.wake
+        and (Path(src) / "django_push/hub/management/commands/push_worker.py").exists()
+    ):
+        kind = "push_worker"
+        env["BENCH_WAKEUP"] = f"127.0.0.1:{free_udp_port()}"
     setup = Setup(name, f"{Path(src).parent.name} {db}, {workers} {kind}", worker_kind=kind)
     setup.versions = versions
     if rq:  # jobs a killed earlier run left in the queue must not reach these workers
@@ -438,7 +453,7 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
     setup.hub, setup.bare = f"{base}/hub/", f"{base}/bare/"
     interval = ["--interval", str(args.interval)] if args.interval is not None else []
     for n in range(workers):
-        command = [*manage, "db_worker", "--no-startup-delay", *interval]
+        command = [*manage, kind, "--no-startup-delay", *interval]
         if rq:  # what docs/deployment.rst gives
             command = [*manage, "rqworker", "--with-scheduler", "--job-class"]
             command += ["django_tasks_rq.Job", "default"]
@@ -906,7 +921,8 @@ def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
                 fanout(setup, callbacks, figures, args)
                 results.append(figures)
                 done = size
-            latency(setup, callbacks, results[-1], args)
+            with profiling(setup, args, "latency"):
+                latency(setup, callbacks, results[-1], args)
             if len(results) > 1 and setup.workers:
                 growth(results[0], results[-1])
             return results
@@ -1056,6 +1072,9 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable, help="interpreter of the hub")
     parser.add_argument("--workers", type=int, help="worker processes (default 1 SQLite, 2 PG)")
     parser.add_argument("--interval", type=float, help="db_worker --interval (default its own)")
+    parser.add_argument(
+        "--wake", action="store_true", help="push_worker (woken on commit) where --src has it"
+    )
     parser.add_argument("--rounds", type=int, help="publishes to N (default 3; quick: 1)")
     parser.add_argument("--publishes", type=int, help="latency publishes (default 200; quick: 3)")
     parser.add_argument("--latency-subscribers", type=int, help="(default 100; quick: 10)")

@@ -88,6 +88,10 @@ else:
         }
     }
 
+# push_worker's wake-up port, chosen free by the bench (--wake).
+if os.environ.get("BENCH_WAKEUP"):
+    PUSH_WORKER_WAKEUP = os.environ["BENCH_WAKEUP"]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

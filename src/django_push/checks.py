@@ -320,6 +320,15 @@ def check_common_settings(
             )
         )
     errors.extend(_check_network_guard())
+    wakeup = conf.PUSH_WORKER_WAKEUP
+    if wakeup is not None and not _is_address(wakeup):
+        errors.append(
+            Error(
+                f"PUSH_WORKER_WAKEUP must be 'host:port' or None, not {wakeup!r}.",
+                hint="The default is '127.0.0.1:29417'; None leaves workers to their polling.",
+                id="django_push.E013",
+            )
+        )
     errors.extend(_check_metrics())
     return errors
 
@@ -337,6 +346,18 @@ def _check_metrics() -> list[CheckMessage]:
             id="django_push.E010",
         )
     ]
+
+
+def _is_address(value: object) -> bool:
+    from django_push.wakeup import parse_address
+
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _private_switch_name() -> str:

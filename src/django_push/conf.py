@@ -83,6 +83,13 @@ class Settings:
         return str(getattr(settings, "PUSH_TASK_BACKEND", "default"))
 
     @property
+    def PUSH_WORKER_WAKEUP(self) -> str | None:
+        """``host:port`` of the UDP datagram that wakes ``push_worker`` when a task of the
+        database queue is committed; ``None`` leaves the worker to its poll interval."""
+        value: str | None = getattr(settings, "PUSH_WORKER_WAKEUP", "127.0.0.1:29417")
+        return value
+
+    @property
     def PUSH_RENEW_BEFORE(self) -> int:
         """Renew subscriptions whose lease ends within this many seconds."""
         return int(getattr(settings, "PUSH_RENEW_BEFORE", 24 * 3600))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING or find_spec("django.tasks"):
     from django.tasks import Task, default_task_backend, task, task_backends
+    from django.tasks.signals import task_enqueued
 else:  # pragma: no cover - exercised on the Django 5.2 leg
     from django_tasks import (  # type: ignore[assignment,no-redef,unused-ignore]
         default_task_backend,
@@ -15,8 +16,9 @@ else:  # pragma: no cover - exercised on the Django 5.2 leg
         task_backends,
     )
     from django_tasks.base import Task  # type: ignore[assignment,no-redef,unused-ignore]
+    from django_tasks.signals import task_enqueued  # type: ignore[assignment,no-redef,unused-ignore]
 
-__all__ = ["Task", "default_task_backend", "enqueue", "task", "task_backends"]
+__all__ = ["Task", "default_task_backend", "enqueue", "task", "task_backends", "task_enqueued"]
 
 
 def enqueue(task_obj: Task, *args: Any, run_after: datetime.datetime | None = None) -> bool:  # type: ignore[type-arg]

@@ -57,7 +57,8 @@ def start_verification(intent_id: int) -> bool:
 
 @task()
 def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | None:
-    """Fetch ``topic`` once, then start enough fan-out tasks to cover its subscribers.
+    """Fetch ``topic`` once, then deliver it from here; a second batch of subscribers makes
+    the fan-out enqueue a task for another worker.
 
     With ``ping_id`` (the endpoint's publish requests), the ``Ping`` is claimed first: a ping
     already fetched, or held by a live worker, is left alone.
@@ -77,8 +78,12 @@ def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | 
     if content is None:
         return None
     pending = content.deliveries.count()
-    start_fanout(pending, content.pk)
-    logger.info("Published %s to %s subscriber(s)", topic, pending)
+    logger.info("Publishing %s to %s subscriber(s)", topic, pending)
+    # This worker starts delivering at once, without a round trip through the queue (its
+    # claim, its result) before the first POST; a second batch makes the fan-out enqueue a
+    # task for another worker (spread_fanout).
+    if pending:
+        fanout_task.call(content.pk)
     return content.pk
 
 
