@@ -84,9 +84,10 @@ def queued_fanouts():
     return DBTaskResult.objects.filter(task_path__endswith="fanout_task").count()
 
 
-def test_a_publish_starts_one_fanout_task_which_spreads_when_there_is_more(server, settings):
+def test_the_fetching_task_delivers_and_spreads_when_there_is_more(server, settings):
     # A task per batch cost the queue's work for each before the first could start, and
-    # most found nothing left; one task, and one more for a second batch, is enough.
+    # most found nothing left. The fetching task delivers at once, and enqueues one task
+    # for another worker when it finds a second batch.
     from django_push.hub.tasks import publish_task
     from tests.servers import Reply
 
@@ -101,8 +102,8 @@ def test_a_publish_starts_one_fanout_task_which_spreads_when_there_is_more(serve
             expires_at=timezone.now() + datetime.timedelta(seconds=60),
         )
     content_id = publish_task.call(server.url + "/topic", "https://hub.example/")
-    assert queued_fanouts() == 1
-    assert distribution.fanout(content_id) == (5, 5)  # what that task runs
-    assert queued_fanouts() == 2  # it found a second batch: one more task, for another worker
-    assert distribution.fanout(content_id) == (0, 0)
-    assert queued_fanouts() == 2  # nothing left: no more tasks
+    delivered = Delivery.objects.filter(content_id=content_id, status=Delivery.Status.DELIVERED)
+    assert delivered.count() == 5  # by the fetching task itself, no queue in between
+    assert queued_fanouts() == 1  # it found a second batch: one task, for another worker
+    assert distribution.fanout(content_id) == (0, 0)  # what that task runs: nothing left
+    assert queued_fanouts() == 1  # and it enqueues no more

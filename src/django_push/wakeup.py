@@ -23,7 +23,7 @@ from django.db import connections, router, transaction
 
 from django_push.conf import conf
 
-logger = logging.getLogger("django_push")
+logger = logging.getLogger("django_push.hub")
 
 # The PostgreSQL channel of the wake-ups (NOTIFY reaches the listeners of one database).
 CHANNEL = "django_push_wakeup"
