@@ -81,6 +81,9 @@ PUSH_HUB_URL = PUSH_HUB
 PUSH_ALLOW_PRIVATE_ADDRESSES = True
 PUSH_INSECURE_SECRETS = True
 PUSH_TIMEOUT = 10
+# Prometheus metrics at /metrics/ when the extra is installed (scripts/demo installs it and
+# sets PROMETHEUS_MULTIPROC_DIR, so the page adds up the worker's counts and the server's).
+PUSH_METRICS = find_spec("prometheus_client") is not None
 SILENCED_SYSTEM_CHECKS = ["django_push.W001", "django_push.W101"]
 
 LOGGING = {

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from demo.models import Notification, Post
+from django_push.hub import replay
 from django_push.hub.models import Content, Delivery, HubSubscription
 from django_push.publisher import publish_on_commit
 from django_push.publisher.headers import hub_links
@@ -34,6 +35,17 @@ def publish(request: HttpRequest) -> HttpResponse:
     if request.headers.get("Accept") == "application/json":
         return JsonResponse({"ok": bool(title)}, status=202 if title else 400)
     return redirect("index")
+
+
+@require_POST
+def send_again(request: HttpRequest) -> HttpResponse:
+    """The hub sends the feed's latest content again to its subscribers, without fetching it
+    (what the admin action and ``manage.py hub_replay`` do). A real site keeps this for staff."""
+    try:
+        sent = replay.send_again(topic=feed_url()).count
+    except replay.ReplayError as exc:
+        return JsonResponse({"ok": False, "error": str(exc)}, status=409)
+    return JsonResponse({"ok": True, "deliveries": sent}, status=202)
 
 
 @hub_links(self_url=lambda request: request.build_absolute_uri())

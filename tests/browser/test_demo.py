@@ -103,6 +103,18 @@ def test_publish_and_watch_the_notification_arrive(demo):
         expect(arrived).to_contain_text("signature valid")
         expect(page.locator("#hub-deliveries")).to_contain_text("1 delivered")
         expect(page.locator("#sub-lease")).to_contain_text("3600 s")
+        # Operations: the health view, the worker's and the server's counts through the
+        # metrics view, and the hub sending the same content again without a fetch.
+        expect(page.locator("#hub-health")).to_contain_text("ok", timeout=5_000)
+        expect(page.locator("#hub-metrics")).to_contain_text("1 delivered", timeout=10_000)
+        expect(page.locator("#hub-metrics")).to_contain_text("1 accepted")
+        page.click("#send-again")
+        expect(page.locator("#send-again-result")).to_contain_text("sent again to 1")
+        expect(page.locator("#notifications li.notification", has_text=title)).to_have_count(
+            2, timeout=15_000
+        )
+        expect(page.locator("#hub-metrics")).to_contain_text("2 delivered", timeout=10_000)
+        expect(page.locator("#hub-contents")).to_have_text("1")  # no new fetch, no new content
         page.screenshot(path=str(OUTPUT / "demo.png"), full_page=True)
         browser.close()
     print(f"notification shown {elapsed:.2f} s after Publish was pressed")
