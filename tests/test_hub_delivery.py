@@ -17,21 +17,12 @@ from django_push.hub.models import Content, Delivery, HubSubscription, Ping
 from django_push.hub.tasks import fanout_task, publish_task, sweep, sweep_task
 from django_push.links import parse_links
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
+from tests.hub_rows import subscribe
 from tests.servers import Reply
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub_queue")]
 
 HUB_URL = "https://hub.example/hub/"
-
-
-def subscribe(callback, topic, secret="", lease=3600):
-    return HubSubscription.objects.create(
-        topic=topic,
-        callback=callback,
-        secret=secret,
-        lease_seconds=lease,
-        expires_at=timezone.now() + datetime.timedelta(seconds=lease),
-    )
 
 
 def publish(server, body=b"hello", content_type="text/plain; charset=utf-8"):

@@ -7,7 +7,6 @@ was stored or sent.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
 import urllib.error
 import urllib.request
@@ -15,11 +14,10 @@ import urllib.request
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.utils import timezone
 
 from django_push import signatures
 from django_push.checks import check_hub_settings
-from django_push.hub.models import Content, Delivery, HubSubscription
+from django_push.hub.models import Content, Delivery
 from django_push.hub.publishing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -29,6 +27,7 @@ from django_push.hub.publishing import (
     publish_headers,
 )
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
+from tests.hub_rows import subscribe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_queue")]
 
@@ -50,16 +49,6 @@ def topic(server):
     subscribe(server.url + "/signed", url, secret="sub-secret")
     subscribe(server.url + "/plain", url)
     return url
-
-
-def subscribe(callback, topic, secret="", lease=3600):
-    return HubSubscription.objects.create(
-        topic=topic,
-        callback=callback,
-        secret=secret,
-        lease_seconds=lease,
-        expires_at=timezone.now() + datetime.timedelta(seconds=lease),
-    )
 
 
 def send(live_server, topic, body, headers, method="POST"):

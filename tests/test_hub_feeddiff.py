@@ -3,13 +3,11 @@ topics are delivered, with the feed's head; anything else, or anything unsafe, g
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 
 import feedparser
 import pytest
-from django.utils import timezone
 
 from django_push import signatures
 from django_push.hub import feeddiff
@@ -21,6 +19,7 @@ from django_push.subscriber.signals import updated
 from tests import feeds
 from tests.conftest import wait_until
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
+from tests.hub_rows import subscribe
 from tests.servers import Reply
 
 HUB_URL = "https://hub.example/hub/"
@@ -220,16 +219,6 @@ def test_other_encodings_are_cut_on_their_own_bytes():
 
 
 # Through the hub, over HTTP -----------------------------------------------------------------
-
-
-def subscribe(callback, topic, secret=""):
-    return HubSubscription.objects.create(
-        topic=topic,
-        callback=callback,
-        secret=secret,
-        lease_seconds=3600,
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-    )
 
 
 def publish(server, body, content_type):

@@ -4,7 +4,6 @@ cannot do."""
 
 from __future__ import annotations
 
-import datetime
 import io
 
 import pytest
@@ -18,6 +17,7 @@ from django_push import signatures
 from django_push.hub.models import Content, Delivery, HubSubscription
 from django_push.hub.tasks import publish_task
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
+from tests.hub_rows import subscribe
 from tests.servers import Reply
 
 # Committed for real: sending again enqueues its fan-out once the transaction commits.
@@ -25,16 +25,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 HUB_URL = "https://hub.example/hub/"
 GAVE_UP = "admin:push_hub_delivery_gave_up"
-
-
-def subscribe(callback, topic, secret="", lease=3600):
-    return HubSubscription.objects.create(
-        topic=topic,
-        callback=callback,
-        secret=secret,
-        lease_seconds=lease,
-        expires_at=timezone.now() + datetime.timedelta(seconds=lease),
-    )
 
 
 def publish(server, body=b"hello", content_type="text/plain"):

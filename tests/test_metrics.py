@@ -19,11 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from django_push import metrics, signatures
 from django_push.hub import verification
-from django_push.hub.models import Delivery, HubSubscription, Intent
+from django_push.hub.models import Delivery, Intent
 from django_push.hub.tasks import fanout_task, publish_task
 from django_push.metrics import collector
 from django_push.subscriber.models import Subscription
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
+from tests.hub_rows import subscribe
 from tests.servers import Reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_queue")]
@@ -58,15 +59,6 @@ def value(samples, name, **labels):
 
 def delta(before, after, name, **labels):
     return value(after, name, **labels) - value(before, name, **labels)
-
-
-def subscribe(callback, topic, lease=3600):
-    return HubSubscription.objects.create(
-        topic=topic,
-        callback=callback,
-        lease_seconds=lease,
-        expires_at=timezone.now() + datetime.timedelta(seconds=lease),
-    )
 
 
 def test_fanout_outcomes_latency_and_gauges_over_http(live_server, server, metered, settings):
