@@ -1,8 +1,8 @@
 """Settings for hub worker processes in tests: a shared database and the database queue.
 
-``PUSH_WORKER_DB`` names it: an SQLite file, or with ``PUSH_TEST_DB=postgres`` a PostgreSQL
-database (on the server of ``tests.settings``). ``PUSH_WORKER_WAKEUP`` sets the setting of
-that name (empty: no datagrams).
+``PUSH_WORKER_DB`` names it: an SQLite file (a path), or with ``PUSH_TEST_DB=postgres`` and
+a bare name, a PostgreSQL database (on the server of ``tests.settings``).
+``PUSH_WORKER_WAKEUP`` sets the setting of that name (empty: no datagrams).
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import os
 
 from tests.settings import *  # noqa: F403
 
-if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
-    DATABASES["default"]["NAME"] = os.environ["PUSH_WORKER_DB"]  # noqa: F405
+_NAME = os.environ["PUSH_WORKER_DB"]
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and os.sep not in _NAME:  # noqa: F405
+    DATABASES["default"]["NAME"] = _NAME  # noqa: F405
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ["PUSH_WORKER_DB"],
+            "NAME": _NAME,
             "OPTIONS": {
                 "timeout": 30,
                 "transaction_mode": "IMMEDIATE",
