@@ -487,10 +487,28 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
     setup.count_subscriptions = lambda topic: query(
         "SELECT count(*) FROM push_hub_hubsubscription WHERE topic = ?", topic
     )
-    setup.pending_deliveries = lambda: query(
-        "SELECT count(*) FROM push_hub_delivery WHERE status = ?", "pending"
-    )
+
+    def pending_deliveries() -> int:
+        """Pending delivery rows, plus fan-outs not finished (a checkout with ranges)."""
+        rows = query("SELECT count(*) FROM push_hub_delivery WHERE status = ?", "pending")
+        try:
+            return rows + query("SELECT count(*) FROM push_hub_content WHERE finished_at IS NULL")
+        except (sqlite3.OperationalError, psycopg_errors()) as exc:  # one row per delivery
+            if "finished_at" not in str(exc):
+                raise
+            return rows
+
+    setup.pending_deliveries = pending_deliveries
     return setup
+
+
+def psycopg_errors() -> type[Exception]:
+    """psycopg's error class, where installed (a SQLite-only run may not have it)."""
+    try:
+        import psycopg
+    except ImportError:
+        return sqlite3.OperationalError
+    return psycopg.errors.UndefinedColumn
 
 
 def flask_websub_setup(args: argparse.Namespace, work: Path) -> Setup:

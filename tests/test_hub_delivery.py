@@ -12,12 +12,12 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from django_push import signatures
-from django_push.hub import distribution, retry
-from django_push.hub.models import Content, Delivery, HubSubscription, Ping
+from django_push.hub import fanout, retry
+from django_push.hub.models import Content, Delivery, HubSubscription, Ping, Span
 from django_push.hub.tasks import fanout_task, publish_task, sweep, sweep_task
 from django_push.links import parse_links
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
-from tests.hub_rows import subscribe
+from tests.hub_rows import counts, store, subscribe
 from tests.servers import Reply
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hub_queue")]
@@ -58,7 +58,8 @@ def test_delivery_carries_content_type_link_and_no_signature(server, body, conte
         ("self", topic),
     }
     assert "X-Hub-Signature" not in delivery.headers
-    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
+    assert counts(Content.objects.get()) == {"delivered": 1, "pending": 0, "failed": 0}
+    assert not Delivery.objects.exists()  # a success writes no row of its own
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha384", "sha512"])
@@ -79,8 +80,16 @@ def test_content_is_stored_once_for_many_subscribers(server, settings):
         subscribe(f"{server.url}/cb{i}", topic)
     subscribe(server.url + "/other", server.url + "/other-topic")
     publish(server, b"x" * 1000)
-    assert Content.objects.count() == 1
-    assert Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 25
+    content = Content.objects.get()
+    assert counts(content)["delivered"] == 25
+    assert list(content.spans.order_by("first").values_list("delivered", flat=True)) == [
+        7,
+        7,
+        7,
+        4,
+    ]
+    assert content.finished_at is not None
+    assert not Delivery.objects.exists()
     assert sorted(r.path for r in server.requests if r.method == "POST") == sorted(
         f"/cb{i}" for i in range(25)
     )
@@ -163,7 +172,7 @@ def test_subscriber_given_up_on_still_gets_the_next_publish(server, settings):
     server.replies["/cb"] = Reply(204)  # the subscriber answers again
     second = publish(server, b"second")
     assert [r.body for r in posts(server, "/cb")] == [b"first", b"second"]
-    assert Delivery.objects.get(content_id=second).status == Delivery.Status.DELIVERED
+    assert counts(Content.objects.get(pk=second))["delivered"] == 1
     assert Delivery.objects.get(content_id=first).status == Delivery.Status.FAILED
     sub.refresh_from_db()
     assert sub.failures == 0
@@ -185,51 +194,54 @@ def test_expired_leases_get_nothing_and_are_cleaned_up(server):
 def test_lease_ending_after_publish_stops_pending_deliveries(server):
     # H-11: the lease ends between storing the content and sending it.
     sub = subscribe(server.url + "/cb", server.url + "/topic")
-    distribution.store(sub.topic, b"x", "text/plain", HUB_URL)
+    store(sub.topic, b"x", "text/plain", HUB_URL)
     HubSubscription.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
-    assert distribution.fanout() == (0, 0)
+    assert fanout.fanout() == (0, 0)
     assert posts(server, "/cb") == []
     assert sweep() == (1, 0)
     assert not Delivery.objects.exists()
 
 
 def test_outcomes_of_deliveries_gone_or_reclaimed_meanwhile_are_dropped(server):
-    # The same subscriber owes two contents in one batch: 410 for the first removes the
-    # subscription with both deliveries; 500 for the second finds nothing left to retry.
+    # The same subscriber owes two contents in one batch of retries: 410 for the first
+    # removes the subscription with both deliveries; 500 for the second finds nothing left.
     sub = subscribe(server.url + "/cb", server.url + "/topic")
     other = subscribe(server.url + "/other", server.url + "/topic")
     for body in [b"1", b"2"]:
-        distribution.store(sub.topic, body, "text/plain", HUB_URL)
-    batch = distribution.claim(10)
+        content = store(sub.topic, body, "text/plain", HUB_URL)
+        # Feed diffs: the second does not supersede the first (each holds other entries).
+        Content.objects.filter(pk=content.pk).update(feed_diff=body)
+        for owed in (sub, other):
+            Delivery.objects.create(content=content, subscription=owed)
+    batch = fanout.claim_retries(10)
     mine = [job for job in batch.jobs if job.subscription_id == sub.pk]
     [theirs, _] = [job for job in batch.jobs if job.subscription_id == other.pk]
     Delivery.objects.filter(pk=theirs.pk).update(claim="another-worker")
     outcomes = [
-        distribution.Outcome(mine[0], 410),
-        distribution.Outcome(mine[1], 500),
-        distribution.Outcome(theirs, None, "timeout"),
+        fanout.Outcome(mine[0], 410),
+        fanout.Outcome(mine[1], 500),
+        fanout.Outcome(theirs, None, "timeout"),
     ]
-    distribution.record(batch, outcomes)
+    fanout.record(batch, outcomes)
     assert list(HubSubscription.objects.values_list("pk", flat=True)) == [other.pk]
     reclaimed = Delivery.objects.get(pk=theirs.pk)
     assert (reclaimed.attempts, reclaimed.claim) == (0, "another-worker")  # left to its owner
 
 
 def test_expired_claims_are_swept(server, settings):
-    # A worker claimed a batch and died: after the claim expires the sweeper re-enqueues it.
-    server.replies["/topic"] = Reply(200, b"x", {"Content-Type": "text/plain"})
+    # A worker claimed a range and died: after the claim expires the sweeper re-enqueues it.
     sub = subscribe(server.url + "/cb", server.url + "/topic")
-    content = distribution.store(sub.topic, b"x", "text/plain", HUB_URL)
-    [claimed] = distribution.claim(10, content.pk).jobs
-    assert distribution.claim(10, content.pk).jobs == []  # claimed: nobody else takes it
-    Delivery.objects.filter(pk=claimed.pk).update(
-        claimed_until=timezone.now() - datetime.timedelta(seconds=1)
-    )
+    content = store(sub.topic, b"x", "text/plain", HUB_URL)
+    [claimed] = fanout.claim(10, content.pk).jobs
+    assert claimed.subscription_id == sub.pk
+    assert fanout.claim(10, content.pk).jobs == []  # claimed: nobody else takes it
+    Span.objects.update(claimed_until=timezone.now() - datetime.timedelta(seconds=1))
     out = io.StringIO()
     call_command("hub_sweep", stdout=out)
     run_queued()
-    assert "1 stale delivery(ies) found." in out.getvalue()
-    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
+    assert "1 stale range(s) and 0 stale delivery(ies) found." in out.getvalue()
+    assert [r.body for r in posts(server, "/cb")] == [b"x"]
+    assert counts(content) == {"delivered": 1, "pending": 0, "failed": 0}
 
 
 def test_sweep_task_and_stats_command(server, settings):
@@ -301,7 +313,7 @@ def test_old_finished_records_are_pruned(server, settings):
     publish(server)
     old = timezone.now() - datetime.timedelta(seconds=120)
     finished = Content.objects.get()
-    pending = distribution.store(finished.topic, b"y", "text/plain", HUB_URL)  # not delivered yet
+    pending = store(finished.topic, b"y", "text/plain", HUB_URL)  # not delivered yet
     Content.objects.update(fetched_at=old)
     Intent.objects.create(
         mode="subscribe", topic="http://t/", callback="http://c/", status="failed"

@@ -9,13 +9,14 @@ from __future__ import annotations
 import pytest
 
 from django_push import signatures
-from django_push.hub.models import Content, Delivery, HubSubscription, Ping
+from django_push.hub.models import Content, HubSubscription, Ping
 from django_push.links import parse_links
 from django_push.publisher import ping_hub
 from django_push.subscriber.models import Subscription
 from django_push.subscriber.signals import updated
 from tests.conftest import wait_until
 from tests.hub_queue import hub_queue  # noqa: F401  (a fixture)
+from tests.hub_rows import counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,7 +64,7 @@ def test_subscribe_publish_receive_unsubscribe(site, notifications):
     assert {(link["rel"], link["url"]) for link in links} == {("hub", hub_url), ("self", topic)}
     assert len(parse_links(headers["Link"])) == 2
     wait_until(
-        lambda: Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 1,
+        lambda: counts(Content.objects.get())["delivered"] == 1,
         message="the delivery to be recorded",
     )
 

@@ -16,8 +16,9 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from django_push.checks import check_hub_settings
-from django_push.hub import distribution, health
+from django_push.hub import health
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
+from tests.hub_rows import store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,9 +45,14 @@ def subscription(n=0, topic="http://t.example/private-topic"):
 def waiting_delivery(seconds):
     """A delivery due ``seconds`` ago that no worker has sent."""
     sub = subscription()
-    content = distribution.store(sub.topic, b"x", "text/plain", "http://hub.example/")
-    Delivery.objects.filter(content=content).update(
-        next_attempt_at=timezone.now() - datetime.timedelta(seconds=seconds)
+    content = store(sub.topic, b"x", "text/plain", "http://hub.example/")
+    wait(content, seconds)
+
+
+def wait(content, seconds):
+    """The fan-out of ``content`` waits for a worker since ``seconds`` ago."""
+    Content.objects.filter(pk=content.pk).update(
+        fetched_at=timezone.now() - datetime.timedelta(seconds=seconds)
     )
 
 
@@ -62,7 +68,7 @@ def test_work_waiting_longer_than_the_threshold_is_503(live_server, settings):
     settings.PUSH_HUB_HEALTH_MAX_AGE = 600
     waiting_delivery(300)
     assert get(live_server)[0] == 200  # late, but within the threshold
-    Delivery.objects.update(next_attempt_at=timezone.now() - datetime.timedelta(seconds=900))
+    wait(Content.objects.get(), 900)
     status, _, body = get(live_server)
     assert status == 503
     answer = json.loads(body)
@@ -140,11 +146,11 @@ def test_a_stranger_cannot_learn_anything_or_make_work(live_server, settings):
     assert set(json.loads(body)) == {"status", "database", "workers", "reason"}
 
 
-def test_check_costs_three_aggregate_queries_whatever_the_backlog(django_assert_num_queries):
+def test_check_costs_four_aggregate_queries_whatever_the_backlog(django_assert_num_queries):
     subs = [subscription(n) for n in range(200)]
-    distribution.store(subs[0].topic, b"x", "text/plain", "http://hub.example/")
-    assert Delivery.objects.count() == 200
-    with django_assert_num_queries(3) as captured:
+    content = store(subs[0].topic, b"x", "text/plain", "http://hub.example/")
+    assert content.owed == 200
+    with django_assert_num_queries(4) as captured:
         assert health.check().ok
     for query in captured.captured_queries:
         assert "MIN(" in query["sql"].upper()  # one row each, from an index: no row lists

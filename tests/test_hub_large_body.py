@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from django_push.hub import distribution
-from django_push.hub.models import Delivery, HubSubscription
+from django_push.hub import fanout
+from django_push.hub.models import HubSubscription
+from tests.hub_rows import counts, store
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,8 @@ def stalling():
     server.server_close()
 
 
-def test_a_large_body_is_not_copied_per_connection(stalling):
+def test_a_large_body_is_not_copied_per_connection(stalling, settings):
+    settings.PUSH_HUB_MAX_CONTENT_SIZE = BODY_SIZE
     url = f"http://127.0.0.1:{stalling.server_address[1]}"
     topic = f"{url}/topic"
     for n in range(SUBSCRIBERS):
@@ -91,16 +93,16 @@ def test_a_large_body_is_not_copied_per_connection(stalling):
             expires_at=timezone.now() + datetime.timedelta(hours=1),
         )
     body = bytes(range(256)) * (BODY_SIZE // 256)
-    content = distribution.store(topic, body, "application/octet-stream", f"{url}/hub")
+    content = store(topic, body, "application/octet-stream", f"{url}/hub")
     del body
     tracemalloc.start()
     try:
-        assert distribution.fanout(content.pk) == (SUBSCRIBERS, SUBSCRIBERS)
+        assert fanout.fanout(content.pk) == (SUBSCRIBERS, SUBSCRIBERS)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert stalling.bodies == [(BODY_SIZE, True)] * SUBSCRIBERS
-    assert Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == SUBSCRIBERS
+    assert counts(content)["delivered"] == SUBSCRIBERS
     # The body loaded once for the fan-out, and small slices per connection: far less than
     # the SUBSCRIBERS copies (48 MB) that joining headers and body for each request makes.
     assert peak < 2.5 * BODY_SIZE, f"peak {peak / 2**20:.1f} MB"

@@ -17,7 +17,7 @@ from django_push import signatures
 from django_push.hub.models import Content, Delivery, HubSubscription
 from django_push.hub.tasks import publish_task
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
-from tests.hub_rows import subscribe
+from tests.hub_rows import counts, subscribe
 from tests.servers import Reply
 
 # Committed for real: sending again enqueues its fan-out once the transaction commits.
@@ -60,7 +60,7 @@ def test_command_sends_the_latest_content_again_signed_without_fetching(server):
     out = replay(topic)
 
     assert f"content #{content_id} of {topic}" in out
-    assert "to 2 subscription(s): 0 new, 2 again, 0 already pending" in out
+    assert "to every active subscription: 2" in out
     assert len(topic_fetches(server)) == fetches
     for path in ["/signed", "/plain"]:
         first, again = posts(server, path)
@@ -69,9 +69,12 @@ def test_command_sends_the_latest_content_again_signed_without_fetching(server):
     again = posts(server, "/signed")[-1]
     assert signatures.verify(signed.secret, again.body, again.headers["X-Hub-Signature"])
     assert "X-Hub-Signature" not in posts(server, "/plain")[-1].headers
-    # One row per (content, subscription): counts say who got it, not how often.
-    assert Delivery.objects.filter(content_id=content_id).count() == 2
-    assert set(Delivery.objects.values_list("status", "attempts")) == {("delivered", 1)}
+    # A new plan for the same content: the same identity, and counts say who got it, not
+    # how often.
+    first, again = posts(server, "/plain")
+    assert again.headers["Push-Delivery-Id"] == first.headers["Push-Delivery-Id"]
+    assert counts(Content.objects.get(pk=content_id)) == {"delivered": 2, "pending": 0, "failed": 0}
+    assert not Delivery.objects.exists()
 
 
 def test_a_given_content_to_chosen_subscriptions(server):
@@ -101,7 +104,7 @@ def test_a_subscriber_that_came_later_gets_a_new_delivery(server):
     assert "1 new, 0 again" in out
     assert [r.body for r in posts(server, "/late")] == [b"news"]
     assert len(posts(server, "/early")) == 1
-    assert Delivery.objects.filter(content_id=content_id, status="delivered").count() == 2
+    assert counts(Content.objects.get(pk=content_id))["delivered"] == 2
 
 
 def test_pending_deliveries_are_left_alone(server, settings):
@@ -112,12 +115,28 @@ def test_pending_deliveries_are_left_alone(server, settings):
     publish(server)
     assert Delivery.objects.get().status == "pending"
 
-    out = replay(server.url + "/topic")
+    out = replay(server.url + "/topic", "--callback", server.url + "/cb")
 
     assert "to 0 subscription(s): 0 new, 0 again, 1 already pending" in out
     assert len(posts(server, "/cb")) == 1
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
+
+
+def test_sending_again_to_everyone_replaces_pending_retries(server, settings):
+    # The new plan owes the content to that subscription: its retry goes, so it is sent once.
+    settings.PUSH_HUB_RETRY_BASE = 3600
+    server.replies["/cb"] = Reply(503)
+    subscribe(server.url + "/cb", server.url + "/topic")
+    publish(server)
+    old = Delivery.objects.get()
+    server.replies["/cb"] = Reply(204)
+
+    replay(server.url + "/topic")
+
+    assert len(posts(server, "/cb")) == 2
+    assert not Delivery.objects.filter(pk=old.pk).exists()
+    assert counts(Content.objects.get()) == {"delivered": 1, "pending": 0, "failed": 0}
 
 
 def test_dry_run_shows_and_sends_nothing(server):
@@ -128,7 +147,7 @@ def test_dry_run_shows_and_sends_nothing(server):
     out = replay(topic, "--dry-run")
 
     assert out.startswith("Would send content #")
-    assert "to 1 subscription(s)" in out
+    assert "to every active subscription: 1" in out
     assert len(posts(server, "/cb")) == 1
 
 
@@ -353,8 +372,7 @@ def test_contents_count_each_subscriber_once_after_sending_again(admin_client, g
     admin_client.post(reverse(GAVE_UP), {"all": "1"})
     run_queued()
     replay(gave_up.url + "/topic")
-    content = Content.objects.get()
-    assert content.deliveries.count() == 3
+    assert counts(Content.objects.get()) == {"delivered": 3, "pending": 0, "failed": 0}
     assert len(posts(gave_up, "/cb")) == 3 + 3 + 3
 
 

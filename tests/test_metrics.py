@@ -255,7 +255,8 @@ def test_check_names_the_extra_to_install():
             import datetime, threading
             from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
             from django.utils import timezone
-            from django_push.hub import distribution
+            from django_push.hub import fanout
+            from tests.hub_rows import store
             from django_push.hub.models import HubSubscription
             class Handler(BaseHTTPRequestHandler):
                 def do_POST(self):
@@ -270,8 +271,8 @@ def test_check_names_the_extra_to_install():
                 topic="http://t.example/", callback=f"http://127.0.0.1:{httpd.server_port}/cb",
                 lease_seconds=60, expires_at=timezone.now() + datetime.timedelta(seconds=60),
             )
-            content = distribution.store("http://t.example/", b"x", "text/plain", "http://h/")
-            assert distribution.fanout(content.pk) == (1, 1)
+            content = store("http://t.example/", b"x", "text/plain", "http://h/")
+            assert fanout.fanout(content.pk) == (1, 1)
         print("ok")
         """
     )

@@ -19,11 +19,12 @@ import pytest
 from django.utils import timezone
 
 from django_push import protocol, signatures
-from django_push.hub.models import Content, Delivery, HubSubscription
+from django_push.hub.models import Content, Delivery, HubSubscription, Span
 from django_push.hub.tasks import publish_task, sweep
 from django_push.subscriber.models import Subscription
 from django_push.subscriber.signals import updated
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
+from tests.hub_rows import counts
 from tests.servers import Reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_queue")]
@@ -93,13 +94,15 @@ def publish(server, body):
 
 def redeliver_after_a_crash():
     """The worker sent the content and died before recording it: once its claim has
-    expired, the sweeper hands the delivery to another worker, which sends it again."""
-    Delivery.objects.update(
-        status=Delivery.Status.PENDING,
+    expired, the sweeper hands the range to another worker, which sends it again."""
+    Span.objects.update(
+        status=Span.Status.PENDING,
         claim="dead-worker",
         claimed_until=timezone.now() - datetime.timedelta(seconds=1),
-        delivered_at=None,
+        delivered=0,
+        finished_at=None,
     )
+    Content.objects.update(finished_at=None)
     sweep()
     run_queued()
 
@@ -163,7 +166,7 @@ def test_a_redelivery_after_a_crash_is_dropped_only_when_on(
     subscription = subscription_pair(server.url + "/topic")
     publish(server, b"first version")
     redeliver_after_a_crash()
-    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
+    assert counts(Content.objects.get()) == {"delivered": 1, "pending": 0, "failed": 0}
     assert notifications == [(subscription.pk, b"first version")] * expected
 
 

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from demo.models import Notification, Post
-from django_push.hub import replay
+from django_push.hub import health, replay
 from django_push.hub.models import Content, Delivery, HubSubscription
 from django_push.publisher import publish_on_commit
 from django_push.publisher.headers import hub_links
@@ -60,8 +59,7 @@ def state(request: HttpRequest) -> JsonResponse:
     latest = Content.objects.first()
     deliveries: dict[str, int] = {}
     if latest is not None:
-        rows = latest.deliveries.values_list("status").annotate(n=Count("pk"))
-        deliveries = dict(rows.values_list("status", "n"))
+        deliveries = health.delivery_counts(Content.objects.filter(pk=latest.pk))
     return JsonResponse(
         {
             "posts": [

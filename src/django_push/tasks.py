@@ -21,8 +21,14 @@ else:  # pragma: no cover - exercised on the Django 5.2 leg
 __all__ = ["Task", "default_task_backend", "enqueue", "task", "task_backends", "task_enqueued"]
 
 
-def enqueue(task_obj: Task, *args: Any, run_after: datetime.datetime | None = None) -> bool:  # type: ignore[type-arg]
+def enqueue(
+    task_obj: Task,  # type: ignore[type-arg]
+    *args: Any,
+    run_after: datetime.datetime | None = None,
+    priority: int | None = None,
+) -> bool:
     """Enqueue ``task_obj`` on the ``PUSH_TASK_BACKEND`` backend; True if it was enqueued.
+    ``priority`` applies where the backend supports priorities.
 
     With ``run_after`` on a backend that cannot defer tasks, nothing is enqueued: the
     work is left to whatever sweeps for it (the hub's sweeper, the renewal command).
@@ -34,5 +40,7 @@ def enqueue(task_obj: Task, *args: Any, run_after: datetime.datetime | None = No
         if not configured.get_backend().supports_defer:
             return False
         configured = configured.using(run_after=run_after)
+    if priority is not None and configured.get_backend().supports_priority:
+        configured = configured.using(priority=priority)
     configured.enqueue(*args)
     return True

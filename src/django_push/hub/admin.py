@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -76,16 +76,9 @@ class ContentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             _send_again(self, request, content_id=pk)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Content]:
-        counts = {
-            name: Count("deliveries", filter=Q(deliveries__status=status))
-            for name, status in [
-                ("n_delivered", Delivery.Status.DELIVERED),
-                ("n_pending", Delivery.Status.PENDING),
-                ("n_failed", Delivery.Status.FAILED),
-            ]
-        }
-        queryset: QuerySet[Content] = super().get_queryset(request).annotate(**counts)
-        return queryset
+        # Sums over the content's ranges plus its delivery rows (failures, sent again).
+        queryset: QuerySet[Content] = super().get_queryset(request)
+        return queryset.with_counts()  # type: ignore[attr-defined,no-any-return]
 
     @admin.display(description=_("bytes"))
     def size(self, obj: Content) -> int:
@@ -127,7 +120,8 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
         # Given up: a fresh retry schedule, as from the "gave up" page.
         count = due + Delivery.objects.filter(pk__in=queryset.values("pk")).gave_up().send_again()
-        start_fanout(count)
+        if count:
+            start_fanout()
         self.message_user(request, f"{count} delivery(ies) queued again.", messages.SUCCESS)
 
     @admin.action(description=_("Drop selected deliveries"))

@@ -12,15 +12,16 @@ import logging
 from dataclasses import asdict, dataclass
 
 from django.contrib.auth.decorators import login_not_required
-from django.db import DatabaseError
-from django.db.models import Min
+from django.db import DatabaseError, models
+from django.db.models import Min, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from django_push.conf import conf
-from django_push.hub.models import Delivery, Intent, Ping
+from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 
 logger = logging.getLogger("django_push.hub")
 
@@ -43,7 +44,7 @@ def _age(oldest: datetime.datetime | None, now: datetime.datetime) -> float:
 
 
 def backlog() -> Backlog:
-    """Three ``MIN()`` queries: due deliveries (partial index on ``next_attempt_at``),
+    """Four ``MIN()`` queries: due deliveries (two: see :func:`delivery_backlog`),
     pending verifications (at most ``PUSH_HUB_MAX_PENDING``) and due publish requests
     (one pending per topic at most)."""
     now = timezone.now()
@@ -57,13 +58,46 @@ def backlog() -> Backlog:
 
 
 def delivery_backlog(now: datetime.datetime | None = None) -> float:
-    """Seconds the oldest due delivery has waited (0 when none is due): one ``MIN()`` over
-    the partial index of pending deliveries."""
+    """Seconds the oldest due delivery has waited (0 when none is due): the oldest pending
+    delivery row (partial index on ``next_attempt_at``), or the unfinished fan-out that has
+    waited longest for a worker to claim its next range (partial index of open contents)."""
     now = now or timezone.now()
-    oldest = Delivery.objects.filter(status=Delivery.Status.PENDING).aggregate(
+    row = Delivery.objects.filter(status=Delivery.Status.PENDING).aggregate(
         oldest=Min("next_attempt_at")
     )["oldest"]
-    return _age(oldest, now)
+    fanout = Content.objects.filter(finished_at__isnull=True).aggregate(
+        oldest=Min(Coalesce("claimed_at", "fetched_at"))
+    )["oldest"]
+    return max(_age(row, now), _age(fanout, now))
+
+
+def delivery_counts(contents: models.QuerySet[Content] | None = None) -> dict[str, int]:
+    """Deliveries of ``contents`` (default: every content) by status value: sums over their
+    ranges and delivery rows, never a scan of subscribers."""
+    queryset = Content.objects.all() if contents is None else contents
+    totals = queryset.with_counts().aggregate(  # type: ignore[attr-defined]
+        delivered=Sum("n_delivered"), pending=Sum("n_pending"), failed=Sum("n_failed")
+    )
+    return {status: int(totals[status] or 0) for status in Delivery.Status.values}
+
+
+def pending_deliveries() -> int:
+    """Deliveries owed and not decided: the rest of every unfinished fan-out's plan, and the
+    pending delivery rows (retries, sent again) of finished ones."""
+    unfinished = Content.objects.filter(finished_at__isnull=True)
+    rows = Delivery.objects.filter(
+        status=Delivery.Status.PENDING, content__finished_at__isnull=False
+    )
+    return delivery_counts(unfinished)[Delivery.Status.PENDING] + rows.count()
+
+
+def gauges() -> dict[str, float]:
+    """The hub's gauges for the metrics (``django_push.metrics.collector``)."""
+    return {
+        "django_push_hub_active_subscriptions": HubSubscription.objects.active().count(),
+        "django_push_hub_pending_deliveries": pending_deliveries(),
+        "django_push_hub_oldest_pending_delivery_age_seconds": delivery_backlog(),
+    }
 
 
 @dataclass(frozen=True)
@@ -108,7 +142,7 @@ def health(request: HttpRequest) -> HttpResponse:
     """200 with ``{"status": "ok", ...}``, or 503 with the reason; GET and HEAD only.
 
     The query string is ignored, nothing is written, nothing is enqueued: calling it in a
-    loop costs three indexed queries a call.
+    loop costs four indexed queries a call.
     """
     result = check()
     fields = {key: value for key, value in asdict(result).items() if value}

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
 
-from django.db import connections, models, router
-from django.db.models.expressions import DatabaseDefault
+from django.db import connections, models
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -38,6 +38,16 @@ class SubscriptionQuerySet(models.QuerySet["HubSubscription"]):
 
     def expired(self) -> SubscriptionQuerySet:
         return self.filter(expires_at__lte=timezone.now())
+
+    def followed(self, topics: Iterable[str]) -> set[str]:
+        """Which of ``topics`` have an active subscription: the only ones worth fetching or
+        storing (a publish to nobody is recorded as skipped)."""
+        return set(self.active().filter(topic__in=list(topics)).values_list("topic", flat=True))
+
+    def in_range(self, topic: str, first: int, last: int) -> SubscriptionQuerySet:
+        """The active subscriptions of ``topic`` with ``first <= id <= last``: one range of a
+        content's fan-out (index ``push_hub_topic_id``)."""
+        return self.active().filter(topic=topic, pk__gte=first, pk__lte=last)
 
     def of_pairs(self, pairs: Iterable[tuple[str, str]]) -> SubscriptionQuerySet:
         """The subscriptions of these (topic, callback) pairs, by pk: two ``IN`` lists, so
@@ -111,7 +121,11 @@ class HubSubscription(models.Model):
                 fields=["topic", "callback"], name="push_hub_unique_topic_callback"
             )
         ]
-        indexes = [models.Index(fields=["topic", "expires_at"], name="push_hub_topic_lease")]
+        indexes = [
+            models.Index(fields=["topic", "expires_at"], name="push_hub_topic_lease"),
+            # A fan-out reads the next range of a topic's subscriptions by id.
+            models.Index(fields=["topic", "id"], name="push_hub_topic_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.callback} ← {self.topic}"
@@ -294,9 +308,51 @@ class ContentQuerySet(models.QuerySet["Content"]):
         """The version of ``topic`` stored last: what its subscribers were sent."""
         return self.filter(topic=topic).order_by("-pk").first()
 
+    def open(self) -> ContentQuerySet:
+        """Contents whose fan-out has ranges left to hand out (partial index)."""
+        return self.filter(finished_at__isnull=True, cursor__lt=models.F("upto"))
+
+    def stale(self) -> ContentQuerySet:
+        """Open contents no live fan-out is moving: nobody claimed a range of it for longer
+        than a claim lasts (its task was lost, or its worker died before the first claim)."""
+        since = Coalesce("claimed_at", "fetched_at")
+        return self.open().alias(since=since).filter(since__lt=forgotten_before())
+
+    def with_counts(self) -> ContentQuerySet:
+        """Annotate ``n_delivered``, ``n_pending`` and ``n_failed`` (gave up) of each content:
+        sums over its ranges plus its delivery rows, never a scan of subscribers."""
+        spans = Span.objects.filter(content=models.OuterRef("pk")).values("content")
+        rows = Delivery.objects.filter(content=models.OuterRef("pk")).values("content")
+
+        def total(queryset: models.QuerySet[Any], expression: Any) -> models.Func:
+            summed = queryset.annotate(n=expression).values("n")
+            return Coalesce(models.Subquery(summed, output_field=models.BigIntegerField()), 0)
+
+        def count(status: str) -> models.Func:
+            return total(rows.filter(status=status), models.Count("pk"))
+
+        sent = total(spans, models.Sum("delivered"))
+        done = spans.filter(status=Span.Status.DONE)
+        decided = total(done, models.Sum(models.F("delivered") + models.F("failed")))
+        # Not sent yet: what the plan owes beyond its decided ranges, while it is running.
+        unsent = models.Case(
+            models.When(
+                finished_at__isnull=True,
+                then=Greatest(models.F("owed") - decided, 0),
+            ),
+            default=0,
+        )
+        return self.annotate(
+            n_delivered=sent + count(Delivery.Status.DELIVERED),
+            n_pending=unsent + count(Delivery.Status.PENDING),
+            n_failed=count(Delivery.Status.FAILED),
+        )
+
 
 class Content(models.Model):
-    """One fetched version of a topic, stored once whatever the number of subscribers."""
+    """One fetched version of a topic, stored once whatever the number of subscribers, and
+    its fan-out plan: it owes the topic's subscriptions with ``id <= upto`` that are still
+    active when their range is sent; ranges up to ``cursor`` have been handed out."""
 
     topic = models.URLField(_("topic"), max_length=2048, db_index=True)
     body = models.BinaryField(_("body"))
@@ -307,6 +363,11 @@ class Content(models.Model):
     # With PUSH_HUB_FEED_DIFFS: the feed's head and its new entries, delivered instead of
     # the body; ``body`` stays whole for the next comparison.
     feed_diff = models.BinaryField(_("feed diff"), null=True, blank=True)
+    upto = models.BigIntegerField(_("owed up to subscription"), default=0)
+    cursor = models.BigIntegerField(_("handed out up to subscription"), default=0)
+    owed = models.PositiveIntegerField(_("subscribers owed"), default=0)
+    claimed_at = models.DateTimeField(_("last range claimed"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("fan-out finished"), null=True, blank=True)
 
     objects = ContentQuerySet.as_manager()
 
@@ -314,6 +375,13 @@ class Content(models.Model):
         verbose_name = _("published content")
         verbose_name_plural = _("published contents")
         ordering = ["-fetched_at"]
+        indexes = [
+            models.Index(
+                fields=["fetched_at"],
+                name="push_hub_content_open",
+                condition=models.Q(finished_at__isnull=True),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.topic} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
@@ -329,6 +397,75 @@ class Content(models.Model):
         retry, different for every stored content of this hub, even a body seen before."""
         key = f"{self.hub_url}\n{self.pk}\n{self.sha256}".encode()
         return hashlib.sha256(key).hexdigest()[:32]
+
+    def plan(self, *, owe: bool = True) -> int:
+        """Owe this content to the topic's active subscriptions as of now (none unless
+        ``owe``): set ``upto`` and ``owed``, restart the cursor. Returns how many are owed.
+        One aggregate over the index ``push_hub_topic_lease``; call it in a transaction."""
+        figures = {"owed": 0, "upto": 0}
+        if owe:
+            active = HubSubscription.objects.active().filter(topic=self.topic)
+            figures = active.aggregate(owed=models.Count("pk"), upto=models.Max("pk"))
+        self.owed, self.upto = figures["owed"], figures["upto"] or 0
+        self.cursor, self.claimed_at = 0, None
+        self.finished_at = None if self.owed else timezone.now()
+        return self.owed
+
+    def finish_if_done(self) -> bool:
+        """Mark the fan-out finished once every range is handed out and decided; True if this
+        call did (one UPDATE that matches nothing while work is left)."""
+        left = Span.objects.filter(content=models.OuterRef("pk"), status=Span.Status.PENDING)
+        return bool(
+            Content.objects.filter(
+                pk=self.pk, finished_at__isnull=True, cursor__gte=models.F("upto")
+            )
+            .exclude(models.Exists(left))
+            .update(finished_at=timezone.now())
+        )
+
+
+class SpanQuerySet(models.QuerySet["Span"]):
+    def stale(self) -> SpanQuerySet:
+        """Ranges whose claim expired before they were decided: their worker died."""
+        return self.filter(status=Span.Status.PENDING, claimed_until__lt=timezone.now())
+
+
+class Span(models.Model):
+    """One range of a content's fan-out: the active subscriptions of its topic with ids
+    ``first`` to ``last``, claimed by one worker, then decided with counts. Only the
+    subscriptions that did not answer 2xx become ``Delivery`` rows."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("sending")
+        DONE = "done", _("done")
+
+    content = models.ForeignKey(Content, on_delete=models.CASCADE, related_name="spans")
+    first = models.BigIntegerField(_("first subscription"))
+    last = models.BigIntegerField(_("last subscription"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    claim = models.CharField(_("claimed by batch"), max_length=32, db_index=True)
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    delivered = models.PositiveIntegerField(_("delivered"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = SpanQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("range of a fan-out")
+        verbose_name_plural = _("ranges of fan-outs")
+        indexes = [
+            models.Index(
+                fields=["claimed_until"],
+                name="push_hub_span_sending",
+                condition=models.Q(status="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_id}: subscriptions {self.first}-{self.last} ({self.status})"
 
 
 NO_SUBSCRIBER = "no active subscriber"
@@ -355,11 +492,7 @@ class PingQuerySet(ClaimableQuerySet["Ping"]):
         (coalesced); a topic with no active subscriber is recorded as skipped, not fetched.
         """
         pending = set(self.claimable().filter(topic__in=topics).values_list("topic", flat=True))
-        followed = set(
-            HubSubscription.objects.active()
-            .filter(topic__in=topics)
-            .values_list("topic", flat=True)
-        )
+        followed = HubSubscription.objects.followed(topics)
         fetch, skipped, now = [], [], timezone.now()
         skip = {"status": Ping.Status.SKIPPED, "reason": NO_SUBSCRIBER}
         for topic in topics:
@@ -441,17 +574,13 @@ class Ping(models.Model):
         A transient failure (5xx, timeout, connection error) is retried with the deliveries'
         back-off until ``PUSH_HUB_RETRY_HORIZON`` after the first failure; any other is final.
         """
-        from django_push.conf import conf
         from django_push.hub import retry
 
         now = timezone.now()
         self.attempts += 1
         self.first_failure_at = self.first_failure_at or now
-        delay = retry.backoff(self.attempts, conf.PUSH_HUB_RETRY_BASE)
-        retry_at = now + datetime.timedelta(seconds=delay)
-        if not transient or retry.gives_up(
-            self.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON
-        ):
+        retry_at = retry.next_attempt(self.attempts, self.first_failure_at, now)
+        if not transient or retry_at is None:
             self._finish(self.Status.FAILED, reason)
             return None
         self.reason, self.next_attempt_at, self.claimed_until = reason, retry_at, None
@@ -497,6 +626,11 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         pks = locked_pks(self, limit)
         return Delivery.objects.filter(pk__in=pks).update(claimed_until=claim_until(), claim=token)
 
+    def next_retry(self) -> datetime.datetime | None:
+        """When the next retry of a failed delivery is due (``None`` when none waits)."""
+        waiting = self.filter(status=Delivery.Status.PENDING, attempts__gt=0)
+        return waiting.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
+
     def gave_up(self) -> DeliveryQuerySet:
         """Deliveries the hub stopped retrying (past ``PUSH_HUB_RETRY_HORIZON``)."""
         return self.filter(status=Delivery.Status.FAILED)
@@ -515,30 +649,23 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
             claim="",
         )
 
-    def owe(self, content: Content) -> int:
-        """Create a pending delivery of ``content`` for each active subscription of its topic;
-        returns how many.
+    def obsolete(self) -> DeliveryQuerySet:
+        """Retries that a newer content of their topic supersedes: its plan owes it to the
+        same subscription, which has received it, will receive it, or waits for its retry
+        instead. A feed diff neither supersedes nor is superseded (each holds other entries),
+        and a delivery not tried yet (sent again on purpose) is left alone."""
+        newer = Content.objects.filter(
+            topic=models.OuterRef("content__topic"),
+            pk__gt=models.OuterRef("content_id"),
+            upto__gte=models.OuterRef("subscription_id"),
+            feed_diff__isnull=True,
+        )
+        retries = self.filter(status=Delivery.Status.PENDING, attempts__gt=0)
+        return retries.filter(content__feed_diff__isnull=True).filter(models.Exists(newer))
 
-        One INSERT ... SELECT, not a row at a time: publishing to 10,000 subscribers costs one
-        statement. Its columns and values are those the ORM would insert (:func:`new_row`),
-        so a field added to ``Delivery`` is written here too.
-        """
-        using: str = getattr(self, "_db", None) or router.db_for_write(Delivery)
-        connection = connections[using]
-        quote = connection.ops.quote_name
-        row = new_row(Delivery, using, exclude={"subscription_id"}, content=content)
-        active = HubSubscription.objects.using(using).active().filter(topic=content.topic)
-        subscribers, where = active.values("pk").query.sql_with_params()
-        columns = ", ".join(quote(column) for column in [*row, "subscription_id"])
-        values = ", ".join(["%s"] * len(row))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {quote(Delivery._meta.db_table)} ({columns}) "  # noqa: S608  # names, not input
-                f"SELECT {values}, {quote('active')}.{quote('pk')} FROM ({subscribers}) "
-                f"{quote('active')}",
-                [*row.values(), *where],
-            )
-            return int(cursor.rowcount)
+    def drop_obsolete(self) -> int:
+        """Delete the obsolete ones of these; returns how many."""
+        return int(self.obsolete().delete()[1].get(Delivery._meta.label, 0))
 
 
 class Delivery(models.Model):
@@ -584,17 +711,14 @@ class Delivery(models.Model):
     def fail(self, status: int | None, error: str, now: datetime.datetime) -> bool:
         """Record a failed attempt and release the claim: retry with back-off, or give up
         once the retry would fall beyond ``PUSH_HUB_RETRY_HORIZON``. True if it gave up."""
-        from django_push.conf import conf
         from django_push.hub import retry
 
         self.attempts += 1
         self.first_failure_at = self.first_failure_at or now
         self.last_status, self.last_error = status, error or f"HTTP {status}"
         self.claimed_until, self.claim = None, ""
-        delay = retry.backoff(self.attempts, conf.PUSH_HUB_RETRY_BASE)
-        retry_at = now + datetime.timedelta(seconds=delay)
-        gave_up = retry.gives_up(self.first_failure_at, retry_at, conf.PUSH_HUB_RETRY_HORIZON)
-        if gave_up:
+        retry_at = retry.next_attempt(self.attempts, self.first_failure_at, now)
+        if retry_at is None:
             self.status = self.Status.FAILED
         else:
             self.next_attempt_at = retry_at
@@ -602,7 +726,7 @@ class Delivery(models.Model):
         HubSubscription.objects.filter(pk=self.subscription_id).update(
             failures=models.F("failures") + 1
         )
-        return gave_up
+        return retry_at is None
 
 
 def _unclaimed(now: datetime.datetime | None = None) -> models.Q:
@@ -639,30 +763,6 @@ def locked_pks(queryset: models.QuerySet[Any], limit: int) -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
-
-
-def new_row(
-    model: type[models.Model], using: str, *, exclude: Collection[str] = (), **given: Any
-) -> dict[str, Any]:
-    """The columns of a new ``model`` row and their database values, as the ORM's INSERT
-    would write them: ``given`` (by field name), else each field's default; for statements
-    the ORM cannot write, such as INSERT ... SELECT.
-
-    Left out: the primary key, the fields named in ``exclude`` (by attribute name), fields
-    whose value is NULL (a column left out is NULL) and fields the database fills
-    (``db_default``).
-    """
-    instance = model(**given)
-    connection = connections[using]
-    row = {}
-    for field in model._meta.concrete_fields:
-        if field.primary_key or field.attname in exclude or field.column is None:
-            continue
-        value = field.pre_save(instance, add=True)
-        if value is None or isinstance(value, DatabaseDefault):
-            continue
-        row[field.column] = field.get_db_prep_save(value, connection)
-    return row
 
 
 def lease_end(seconds: int) -> datetime.datetime:

@@ -1,7 +1,7 @@
 """Direct publishing ("fat ping"): the publisher hands the hub the content itself.
 
-The hub stores it and fans it out as if it had fetched it, with the same rules: the size
-cap, the topic policy, nothing stored without subscribers, an unchanged body skipped.
+The hub takes it in as if it had fetched it (``hub.intake``: the size cap, the topic policy,
+nothing stored without subscribers, an unchanged body skipped).
 Over HTTP (``PublishView``), it is off unless ``PUSH_HUB_DIRECT_PUBLISH`` is on, and every
 request carries an HMAC-SHA256 under ``PUSH_HUB_DIRECT_PUBLISH_SECRET`` of a timestamp, the
 topic, the Content-Type and the body.
@@ -20,9 +20,8 @@ from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
 from django_push.conf import conf
-from django_push.hub.distribution import store
-from django_push.hub.models import Content, HubSubscription
-from django_push.hub.params import topic_allowed
+from django_push.hub.intake import PublishRefused, accept
+from django_push.hub.models import Content
 from django_push.urlnorm import decode_unreserved
 
 logger = logging.getLogger("django_push.hub")
@@ -34,14 +33,6 @@ SIGNATURE_HEADER = "X-Hub-Publish-Signature"
 MAX_AGE = 300
 
 
-class PublishRefused(ValueError):
-    """The content cannot be published; ``status`` is the HTTP answer that says so."""
-
-    def __init__(self, reason: str, status: int = 400) -> None:
-        super().__init__(reason)
-        self.status = status
-
-
 def publish_content(
     topic: str, body: bytes, content_type: str, hub_url: str | None = None
 ) -> Content | None:
@@ -51,7 +42,7 @@ def publish_content(
 
     ``hub_url`` (default ``PUSH_HUB_URL``) is sent as ``rel="hub"``. Raises
     ``PublishRefused`` for a topic outside ``PUSH_HUB_TOPICS`` or a body over
-    ``PUSH_HUB_MAX_CONTENT_SIZE``. Fan-out tasks are enqueued once the transaction commits.
+    ``PUSH_HUB_MAX_CONTENT_SIZE``. The fan-out task is enqueued once the transaction commits.
     """
     from django_push.hub.tasks import start_fanout
 
@@ -59,26 +50,10 @@ def publish_content(
     hub_url = hub_url or conf.PUSH_HUB_URL
     if not hub_url:
         raise PublishRefused("this hub does not know its public URL (PUSH_HUB_URL)", 503)
-    if not topic_allowed(topic):
-        raise PublishRefused(f"topic {topic} is not published through this hub")
-    if len(body) > conf.PUSH_HUB_MAX_CONTENT_SIZE:
-        raise PublishRefused(
-            f"content is larger than PUSH_HUB_MAX_CONTENT_SIZE "
-            f"({conf.PUSH_HUB_MAX_CONTENT_SIZE} bytes)",
-            413,
-        )
-    if not HubSubscription.objects.active().filter(topic=topic).exists():
-        logger.info("Not storing content of %s: no active subscriber", topic)
-        return None
-    last = Content.objects.latest_of(topic)
-    if last is not None and last.sha256 == hashlib.sha256(body).hexdigest():
-        logger.info("Content of %s published directly: unchanged, nothing delivered", topic)
-        return None
     with transaction.atomic():
-        content = store(topic, body, content_type, hub_url)
-        pending = content.deliveries.count()
-        transaction.on_commit(lambda: start_fanout(pending, content.pk))
-    logger.info("Published %s directly to %s subscriber(s)", topic, pending)
+        content = accept(topic, body, content_type, hub_url)
+        if content is not None and content.owed:
+            transaction.on_commit(lambda: start_fanout(content.pk))
     return content
 
 

@@ -1,8 +1,10 @@
 """Send stored content again: to chosen subscriptions, or where the hub gave up.
 
-Nothing here fetches a topic. One delivery row per (content, subscription) is kept: sending
-again makes that row pending once more (or creates it for a subscription that came later),
-so a content's counts say how many subscribers got it, never how many times.
+Nothing here fetches a topic. Sent again to every active subscription, a content gets a new
+fan-out plan (its ranges and delivery rows start over, its ``Push-Delivery-Id`` stays). Sent to
+chosen subscriptions, one delivery row per (content, subscription) is kept: sending again
+makes that row pending once more, or creates it. Either way a content's counts say how many
+subscribers got it, never how many times.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from dataclasses import dataclass, field
 from django.db import models, transaction
 from django.utils import timezone
 
-from django_push.hub.models import Content, Delivery, HubSubscription, SubscriptionQuerySet, host_of
+from django_push.hub.models import (
+    Content,
+    Delivery,
+    HubSubscription,
+    Span,
+    SubscriptionQuerySet,
+    host_of,
+)
 from django_push.hub.tasks import start_fanout
 from django_push.urlnorm import decode_unreserved
 
@@ -28,20 +37,25 @@ class Plan:
     """What sending ``content`` again to some subscriptions does, by subscription pk."""
 
     content: Content
-    create: list[int] = field(default_factory=list)  # no delivery of it yet
+    create: list[int] = field(default_factory=list)  # no delivery row of it yet
     reset: list[int] = field(default_factory=list)  # delivered or given up: pending again
     pending: list[int] = field(default_factory=list)  # owed already: left alone
+    everyone: int = 0  # a new plan: the active subscriptions of the topic, by count
 
     @property
     def count(self) -> int:
         """How many deliveries this sends."""
-        return len(self.create) + len(self.reset)
+        return self.everyone or len(self.create) + len(self.reset)
 
     def __str__(self) -> str:
+        content = (
+            f"content #{self.content.pk} of {self.content.topic} ({len(self.content.body)} "
+            f"bytes, stored {self.content.fetched_at:%Y-%m-%d %H:%M:%S})"
+        )
+        if self.everyone:
+            return f"{content} to every active subscription: {self.everyone}"
         return (
-            f"content #{self.content.pk} of {self.content.topic} "
-            f"({len(self.content.body)} bytes, stored {self.content.fetched_at:%Y-%m-%d %H:%M:%S}) "
-            f"to {self.count} subscription(s): {len(self.create)} new, "
+            f"{content} to {self.count} subscription(s): {len(self.create)} new, "
             f"{len(self.reset)} again, {len(self.pending)} already pending (left alone)"
         )
 
@@ -80,14 +94,14 @@ def plan(
     longer active raises ``ReplayError``."""
     ids, urls = list(subscription_ids), [decode_unreserved(url) for url in callbacks]
     chosen: SubscriptionQuerySet = HubSubscription.objects.filter(topic=content.topic)
-    if ids or urls:
-        chosen = chosen.filter(models.Q(pk__in=ids) | models.Q(callback__in=urls))
-        _check_named(content, chosen, ids, urls)
-    else:
-        chosen = chosen.active()
+    if not (ids or urls):
+        everyone = chosen.active().count()
+        if not everyone:
+            raise ReplayError(f"Topic {content.topic} has no active subscription.")
+        return Plan(content, everyone=everyone)
+    chosen = chosen.filter(models.Q(pk__in=ids) | models.Q(callback__in=urls))
+    _check_named(content, chosen, ids, urls)
     wanted = set(chosen.values_list("pk", flat=True))
-    if not wanted:
-        raise ReplayError(f"Topic {content.topic} has no active subscription.")
     existing = dict(
         content.deliveries.filter(subscription_id__in=wanted).values_list(
             "subscription_id", "status"
@@ -128,24 +142,44 @@ def _check_named(
 
 
 def execute(plan: Plan) -> int:
-    """Make the planned deliveries pending and enqueue fan-out tasks once committed; returns
-    how many deliveries will be sent."""
+    """Carry out ``plan`` and enqueue a fan-out task once committed; returns how many
+    deliveries will be sent."""
     content = plan.content
     with transaction.atomic():
         # Two senders of one content at once would both create the missing rows: the
         # content's row lock makes the second see the first's.
-        list(Content.objects.select_for_update().filter(pk=content.pk).values_list("pk"))
-        made = set(
-            content.deliveries.filter(subscription_id__in=plan.create).values_list(
-                "subscription_id", flat=True
-            )
-        )
-        create = [pk for pk in plan.create if pk not in made]
-        Delivery.objects.bulk_create(Delivery(content=content, subscription_id=pk) for pk in create)
-        reset = Delivery.objects.filter(content=content, subscription_id__in=plan.reset)
-        count = len(create) + reset.send_again()
-        transaction.on_commit(lambda: start_fanout(count, content.pk))
+        locked = Content.objects.select_for_update().get(pk=content.pk)
+        count = _plan_again(locked) if plan.everyone else _send_to(content, plan)
+        transaction.on_commit(lambda: start_fanout(content.pk))
     return count
+
+
+def _plan_again(content: Content) -> int:
+    """A new fan-out plan for ``content``: to its topic's active subscriptions as of now.
+    Its ranges and delivery rows go (a pending retry is owed by the new plan)."""
+    content.spans.all().delete()
+    content.deliveries.all().delete()
+    count = content.plan()
+    content.save(update_fields=["owed", "upto", "cursor", "claimed_at", "finished_at"])
+    return count
+
+
+def _send_to(content: Content, plan: Plan) -> int:
+    """Delivery rows for the chosen subscriptions: created, or made pending again. One that
+    a decided range delivered to is counted once: its range counts one delivery less."""
+    made = set(
+        content.deliveries.filter(subscription_id__in=plan.create).values_list(
+            "subscription_id", flat=True
+        )
+    )
+    create = [pk for pk in plan.create if pk not in made]
+    Delivery.objects.bulk_create(Delivery(content=content, subscription_id=pk) for pk in create)
+    for pk in create:
+        Span.objects.filter(
+            content=content, status=Span.Status.DONE, first__lte=pk, last__gte=pk, delivered__gt=0
+        ).update(delivered=models.F("delivered") - 1)
+    reset = Delivery.objects.filter(content=content, subscription_id__in=plan.reset)
+    return len(create) + reset.send_again()
 
 
 def send_again(
@@ -226,7 +260,8 @@ def retry_gave_up(host: str | None = None) -> int:
         rows = rows.filter(subscription__callback__in=callbacks)
     with transaction.atomic():
         count = Delivery.objects.filter(pk__in=list(rows.values_list("pk", flat=True))).send_again()
-        transaction.on_commit(lambda: start_fanout(count))
+        if count:
+            transaction.on_commit(start_fanout)
     return count
 
 

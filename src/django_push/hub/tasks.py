@@ -1,13 +1,16 @@
-"""Task definitions of the hub; the work itself is in verification and distribution."""
+"""Task definitions of the hub, and the only hub module that enqueues; the work itself is in
+verification, fetching, fanout and upkeep."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
-import math
-import uuid
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from django_push.conf import conf
@@ -17,6 +20,35 @@ if TYPE_CHECKING:
     from django_push.hub.models import DeliveryQuerySet
 
 logger = logging.getLogger("django_push.hub")
+
+
+# Attempts of a task body that meets a locked SQLite database, and the first back-off.
+LOCKED_ATTEMPTS = 6
+LOCKED_BACKOFF = 0.05
+
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+
+def retry_locked(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``function`` again at once, with a short doubling back-off, when SQLite answers
+    "database is locked" (another process holds the write lock): the work goes on now
+    instead of failing and waiting for the sweep. Other errors are raised as they are."""
+
+    @functools.wraps(function)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for attempt in range(LOCKED_ATTEMPTS):
+            try:
+                return function(*args, **kwargs)
+            except OperationalError as exc:
+                if "database is locked" not in str(exc) or attempt == LOCKED_ATTEMPTS - 1:
+                    raise
+                delay = LOCKED_BACKOFF * 2**attempt
+                logger.warning("Database is locked; %s again in %.2f s", function.__name__, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return wrapper
 
 
 # Seconds a verification task on a worker waits after a batch that was not full, to let
@@ -57,72 +89,75 @@ def start_verification(intent_id: int) -> bool:
 
 @task()
 def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | None:
-    """Fetch ``topic`` once, then deliver it from here; a second batch of subscribers makes
+    """Fetch ``topic`` once, then deliver it from here; a range that leaves more of it makes
     the fan-out enqueue a task for another worker.
 
     With ``ping_id`` (the endpoint's publish requests), the ``Ping`` is claimed first: a ping
     already fetched, or held by a live worker, is left alone.
     """
-    from django_push.hub.distribution import fetch
-    from django_push.hub.models import HubSubscription, Ping
+    from django_push.hub.models import Ping
 
     if ping_id is not None and not Ping.objects.due().claim_one(ping_id):
         return None
-    if not HubSubscription.objects.active().filter(topic=topic).exists():
+    return _publish(topic, hub_url, ping_id)
+
+
+@retry_locked
+def _publish(topic: str, hub_url: str, ping_id: int | None) -> int | None:
+    from django_push.hub.fetching import fetch
+    from django_push.hub.models import HubSubscription, Ping
+
+    if topic not in HubSubscription.objects.followed([topic]):
         # Nobody would receive it (the last lease ended since the ping): fetch nothing.
         logger.info("Not fetching %s: no active subscriber", topic)
         if ping_id is not None:
             Ping.objects.get(pk=ping_id).skip()
         return None
-    content = fetch(topic, hub_url, ping_id)
-    if content is None:
+    fetched = fetch(topic, hub_url, ping_id)
+    if fetched.retry_at is not None:
+        enqueue(publish_task, topic, hub_url, ping_id, run_after=fetched.retry_at)
+    if fetched.content is None:
         return None
-    pending = content.deliveries.count()
-    logger.info("Publishing %s to %s subscriber(s)", topic, pending)
     # This worker starts delivering at once, without a round trip through the queue (its
-    # claim, its result) before the first POST; a second batch makes the fan-out enqueue a
-    # task for another worker (spread_fanout).
-    if pending:
-        fanout_task.call(content.pk)
-    return content.pk
+    # claim, its result) before the first POST.
+    if fetched.content.owed:
+        fanout_task.call(fetched.content.pk)
+    return fetched.content.pk
 
 
-def start_fanout(count: int, content_id: int | None = None) -> int:
-    """Enqueue a fan-out task for ``count`` deliveries (none for none); returns how many.
-
-    One is enough: a fan-out task that finds a second batch waiting enqueues one more
-    (:func:`spread_fanout`), so a large publish spreads over as many workers as are free
-    (with one task to spare), without first enqueuing a task per batch, each costing the
-    queue's work and most finding nothing left.
-    """
-    if count <= 0:
-        return 0
-    enqueue(fanout_task, content_id)
-    return 1
+def start_fanout(content_id: int | None = None) -> bool:
+    """Enqueue a fan-out task (of the content ``content_id`` first, else of whatever work is
+    due); True if enqueued. One is enough: a fan-out that claims a range leaving more of its
+    content enqueues one more (:func:`spread_fanout`), so a large publish spreads over as many
+    workers as are free, without first enqueuing a task per range."""
+    return enqueue(fanout_task, content_id)
 
 
-def spread_fanout(content_id: int | None) -> bool:
-    """Enqueue one more fan-out task, for another worker, if the backend runs tasks on
-    workers (an immediate backend would run it here, inside the caller's). True if enqueued."""
+def spread_fanout(content_id: int | None) -> None:
+    """Once the caller's transaction commits, enqueue one more fan-out task for another
+    worker, at a low priority: it never stands before the next publish's tasks. Nothing if
+    the backend runs tasks in the caller (the immediate one)."""
     configured = fanout_task.using(backend=conf.PUSH_TASK_BACKEND)
-    return configured.get_backend().supports_defer and enqueue(fanout_task, content_id)
+    if configured.get_backend().supports_defer:
+        transaction.on_commit(lambda: enqueue(fanout_task, content_id, priority=SPREAD_PRIORITY))
+
+
+# Below the default (0) of every other task of the hub.
+SPREAD_PRIORITY = -10
 
 
 @task()
+@retry_locked
 def fanout_task(content_id: int | None = None, token: str = "") -> list[int]:
-    """Deliver the batch claimed under ``token`` (the sweeper's), then due deliveries until
-    none is left; returns ``[sent, delivered]``."""
-    from django_push.hub.distribution import fanout
+    """Deliver the batch claimed under ``token`` (the sweeper's), then ranges of open
+    contents (``content_id`` first) and due retries until none is left; returns
+    ``[sent, delivered]``."""
+    from django_push.hub.fanout import fanout
     from django_push.hub.models import Delivery
 
-    sent, delivered = fanout(content_id, token)
+    sent, delivered = fanout(content_id, token, lambda: spread_fanout(content_id))
     if sent > delivered:
-        retry_at = (
-            Delivery.objects.filter(status=Delivery.Status.PENDING, attempts__gt=0)
-            .order_by("next_attempt_at")
-            .values_list("next_attempt_at", flat=True)
-            .first()
-        )
+        retry_at = Delivery.objects.next_retry()
         if retry_at is not None:
             enqueue(fanout_task, None, run_after=retry_at)
     return [sent, delivered]
@@ -136,49 +171,29 @@ def stale_deliveries() -> DeliveryQuerySet:
 
 
 def sweep() -> tuple[int, int]:
-    """Expire ended leases, then re-enqueue stale work: deliveries, verifications of intent
-    and publish requests whose worker died or whose task was lost. Returns
+    """Expire ended leases, then enqueue stale work: verifications of intent, publish
+    requests, ranges and deliveries whose worker died or whose task was lost. Returns
     ``(expired subscriptions, enqueued tasks)``."""
-    from django_push.hub.distribution import expire_leases
-    from django_push.hub.models import Intent, Ping
+    from django_push.hub import upkeep
 
-    expired = expire_leases()
+    work = upkeep.sweep()
     enqueued = 0
-    stale_intents = Intent.objects.stale().count()
-    for _ in range(math.ceil(stale_intents / conf.PUSH_HUB_BATCH_SIZE)):
+    for _ in range(work.verifications):
         enqueued += enqueue(verify_intent_task)
-    for ping_id, topic, hub_url in Ping.objects.stale().values_list("pk", "topic", "hub_url"):
+    for ping_id, topic, hub_url in work.pings:
         enqueued += enqueue(publish_task, topic, hub_url, ping_id)
-    return expired, enqueued + hand_out_stale_deliveries()
-
-
-def hand_out_stale_deliveries() -> int:
-    """Claim stale deliveries a batch at a time and enqueue one fan-out task for each batch,
-    which sends that batch first; returns how many tasks.
-
-    Claimed, the rows are no longer stale: the next sweep does not enqueue them again while
-    their task waits in a long queue, and running fan-outs leave them to it. Should that task
-    be lost too, the claim expires and a later sweep hands them out again.
-    """
-    from django.db import transaction
-
-    from django_push.hub.models import Delivery
-
-    tasks = 0
-    while True:
-        token = uuid.uuid4().hex
-        with transaction.atomic():
-            claimed = Delivery.objects.stale().claim(conf.PUSH_HUB_BATCH_SIZE, token)
-        if not claimed:
-            return tasks
-        tasks += enqueue(fanout_task, None, token)
+    for token in work.batches:
+        enqueued += enqueue(fanout_task, None, token)
+    for content_id in work.contents:
+        enqueued += enqueue(fanout_task, content_id)
+    return work.expired, enqueued
 
 
 @task()
 def sweep_task(reschedule: bool = True) -> list[int]:
     """Run :func:`sweep` and prune old records, then again after ``PUSH_HUB_CLAIM_SECONDS``
     (if the backend can defer)."""
-    from django_push.hub.distribution import prune
+    from django_push.hub.upkeep import prune
 
     expired, enqueued = sweep()
     prune()

@@ -23,9 +23,9 @@ from django_push import http, metrics, protocol
 from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import signals
-from django_push.hub.distribution import remove
 from django_push.hub.models import Grant, HubSubscription, Intent
 from django_push.hub.params import topic_allowed
+from django_push.hub.upkeep import remove
 
 logger = logging.getLogger("django_push.hub")
 

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_push import protocol
 from django_push.conf import conf
 from django_push.hub import params
+from django_push.hub.intake import PublishRefused
 from django_push.hub.models import Intent, Ping
 from django_push.hub.tasks import publish_task, start_verification
 from django_push.responses import plain_text
@@ -185,7 +186,7 @@ class PublishView(View):
             content = publishing.publish_content(topic, body, content_type, hub_url)
         except params.InvalidRequest as exc:
             return plain_text(400, str(exc))
-        except publishing.PublishRefused as exc:
+        except PublishRefused as exc:
             return plain_text(exc.status, str(exc))
         if content is None:
             return plain_text(200, "Nothing to deliver: no active subscriber, or unchanged")

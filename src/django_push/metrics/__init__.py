@@ -18,7 +18,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
@@ -47,14 +47,22 @@ __all__ = [
     "count_refusal",
     "count_verifications",
     "enabled",
+    "gauge_source",
+    "set_gauge_source",
     "timed_post",
 ]
 
-DeliveryOutcome = Literal["delivered", "retried", "gone", "gave_up"]
+DeliveryOutcome = Literal["delivered", "retried", "gone", "gave_up", "superseded"]
 PublishOutcome = Literal["fetched", "unchanged", "retried", "failed"]
 NotificationOutcome = Literal["accepted", "bad_signature", "refused", "duplicate"]
 
-DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = ("delivered", "retried", "gone", "gave_up")
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = (
+    "delivered",
+    "retried",
+    "gone",
+    "gave_up",
+    "superseded",
+)
 # The statuses an Intent is decided with (hub.models.Intent.Status).
 VERIFICATION_OUTCOMES = ("verified", "failed", "denied")
 PUBLISH_OUTCOMES: tuple[PublishOutcome, ...] = ("fetched", "unchanged", "retried", "failed")
@@ -161,6 +169,24 @@ def instruments() -> Instruments | None:
 
 # Hub -----------------------------------------------------------------------------------
 
+_gauge_source: Callable[[], dict[str, float]] | None = None
+
+
+def set_gauge_source(source: Callable[[], dict[str, float]]) -> None:
+    """Where the hub's gauges are read when scraped (the hub app gives its own at start:
+    this package never reaches up into the hub's tables)."""
+    global _gauge_source
+    _gauge_source = source
+    if _instruments is not None:  # metrics were made before the hub app was ready
+        from django_push.metrics.collector import register_hub_collector
+
+        register_hub_collector()
+
+
+def gauge_source() -> Callable[[], dict[str, float]] | None:
+    return _gauge_source
+
+
 T = TypeVar("T")
 
 
@@ -186,7 +212,7 @@ class _Job(Protocol):
 
 
 class _Outcome(Protocol):
-    """What the fan-out records of one delivery (``hub.distribution.Outcome``)."""
+    """What the fan-out records of one delivery (``hub.fanout.Outcome``)."""
 
     @property
     def job(self) -> _Job: ...
@@ -216,11 +242,12 @@ def count_deliveries(
     observe_many(metrics.duration, durations)
 
 
-def count_delivery(outcome: DeliveryOutcome) -> None:
-    """Count one delivery outcome decided row by row (a retry, or giving up)."""
+def count_delivery(outcome: DeliveryOutcome, count: int = 1) -> None:
+    """Count ``count`` delivery outcomes decided row by row (a retry, giving up, a retry
+    superseded by a newer content)."""
     metrics = instruments()
     if metrics is not None:
-        metrics.deliveries[outcome].inc()
+        metrics.deliveries[outcome].inc(count)
 
 
 def _observe_latency(

@@ -64,27 +64,21 @@ class HubCollector(Collector):
 
     @staticmethod
     def query() -> dict[str, float]:
-        from django_push.hub.health import delivery_backlog
-        from django_push.hub.models import Delivery, HubSubscription
+        from django_push.metrics import gauge_source
 
-        return {
-            "django_push_hub_active_subscriptions": HubSubscription.objects.active().count(),
-            "django_push_hub_pending_deliveries": Delivery.objects.filter(
-                status=Delivery.Status.PENDING
-            ).count(),
-            "django_push_hub_oldest_pending_delivery_age_seconds": delivery_backlog(),
-        }
+        source = gauge_source()
+        return {} if source is None else source()
 
 
 _registered = False
 
 
 def register_hub_collector() -> None:
-    """Add the hub's gauges to the default registry once, if the hub app is installed."""
+    """Add the hub's gauges to the default registry once, if the hub gave their source."""
     global _registered
-    from django.apps import apps
+    from django_push.metrics import gauge_source
 
-    if _registered or not apps.is_installed("django_push.hub"):
+    if _registered or gauge_source() is None:
         return
     REGISTRY.register(HubCollector())
     _registered = True

@@ -4,7 +4,6 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db.models import Count
 
 from django_push.conf import conf
 from django_push.hub import health
@@ -31,11 +30,7 @@ class Command(BaseCommand):
             ("pending publishes", Ping.objects.pending().count()),
             ("published contents", Content.objects.count()),
         ]
-        by_status = dict(
-            Delivery.objects.values_list("status")
-            .annotate(n=Count("pk"))
-            .values_list("status", "n")
-        )
+        by_status = health.delivery_counts()
         for status in Delivery.Status:
             rows.append((f"deliveries {status.label}", by_status.get(status.value, 0)))
         if options["json"]:
