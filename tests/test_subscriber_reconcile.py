@@ -43,7 +43,11 @@ class Topic:
 
     @property
     def gets(self):
-        return [r for r in self.server.requests if r.path.split("?")[0] == self.path and r.method == "GET"]
+        return [
+            r
+            for r in self.server.requests
+            if r.path.split("?")[0] == self.path and r.method == "GET"
+        ]
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ class SubscriberConfig(AppConfig):
 
         from django_push import checks as push_checks
         from django_push import metrics
-
         from django_push.subscriber.signals import subscription_verified
         from django_push.subscriber.tasks import catch_up_on_verification
 
