@@ -384,3 +384,63 @@ def test_command(reconciling, server, capsys):
     assert "0 polled" in capsys.readouterr().out
     call_command("reconcile_subscriptions", "--all")
     assert "1 polled (1 not_modified)" in capsys.readouterr().out
+
+
+# Visible: admin and metrics ----------------------------------------------------------------
+
+
+def test_admin_shows_last_push_and_last_poll_and_polls_now(admin_client, server):
+    from django.urls import reverse
+
+    server.replies["/error"] = Reply(502)
+    good = subscription(Topic(server).url)
+    subscription(server.url + "/error")
+    url = reverse("admin:subscriber_subscription_changelist")
+    page = admin_client.get(url).content.decode().lower()
+    assert "last push" in page and "last poll" in page
+    response = admin_client.post(
+        url, {"action": "poll", "_selected_action": [s.pk for s in Subscription.objects.all()]}
+    )
+    assert response.status_code == 302
+    page = admin_client.get(url).content.decode()
+    assert "2 polled (1 failed, 1 missed)" in page
+    assert "(HTTP 502)" in page
+    change = admin_client.get(reverse("admin:subscriber_subscription_change", args=[good.pk]))
+    assert b"poll the topic every" in change.content.lower()
+
+
+def test_view_only_staff_cannot_poll(client, django_user_model, server):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    topic = Topic(server)
+    row = subscription(topic.url)
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_subscription"))
+    client.force_login(user)
+    url = reverse("admin:subscriber_subscription_changelist")
+    assert b"Poll selected topics now" not in client.get(url).content
+    client.post(url, {"action": "poll", "_selected_action": [row.pk]})
+    assert topic.gets == []
+
+
+def test_missed_content_is_counted_in_the_metrics(reconciling, live_server, server, settings):
+    from django_push.metrics import collector
+    from tests.test_metrics import delta, scrape
+
+    settings.PUSH_METRICS = True
+    collector.HubCollector.forget()
+    topic = Topic(server)
+    subscription(topic.url)
+    subscription(server.url + "/missing")
+    server.replies["/missing"] = Reply(404)
+    before = scrape(live_server)
+    reconcile.reconcile_due()
+    Subscription.objects.update(next_poll_at=None)
+    reconcile.reconcile_due()
+    after = scrape(live_server)
+    name = "django_push_subscriber_polls_total"
+    assert delta(before, after, name, outcome="missed") == 1
+    assert delta(before, after, name, outcome="not_modified") == 1
+    assert delta(before, after, name, outcome="failed") == 2
+    assert delta(before, after, name, outcome="unchanged") == 0
