@@ -26,7 +26,7 @@ import datetime
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
@@ -239,22 +239,20 @@ def deliver(poll: Poll, response: http.Response, digest: str) -> Poll:
     return poll
 
 
-async def poll_all(subscriptions: list[Subscription]) -> list[Poll]:
-    """Poll ``subscriptions`` concurrently over one session (``PUSH_SUBSCRIBER_RECONCILE_
-    CONCURRENCY`` at once); one failing never stops the others."""
-    limit = conf.PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY
-    gate = asyncio.Semaphore(limit)
-    async with http.client_session(limit=limit) as session:
+async def poll_all(subscriptions: list[Subscription], session: ClientSession) -> list[Poll]:
+    """Poll ``subscriptions`` concurrently (``PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY`` at once);
+    one failing never stops the others."""
+    gate = asyncio.Semaphore(conf.PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY)
 
-        async def one(subscription: Subscription) -> Poll:
-            async with gate:
-                try:
-                    return await fetch(subscription, session)
-                except Exception as exc:  # a bug must not cost the batch
-                    logger.exception("Reconciliation of %s failed", subscription.topic)
-                    return Poll(subscription, error=repr(exc))
+    async def one(subscription: Subscription) -> Poll:
+        async with gate:
+            try:
+                return await fetch(subscription, session)
+            except Exception as exc:  # a bug must not cost the batch
+                logger.exception("Reconciliation of %s failed", subscription.topic)
+                return Poll(subscription, error=repr(exc))
 
-        return list(await asyncio.gather(*(one(s) for s in subscriptions)))
+    return list(await asyncio.gather(*(one(s) for s in subscriptions)))
 
 
 def record(polls: Iterable[Poll]) -> Counter[str]:
@@ -287,29 +285,56 @@ def record(polls: Iterable[Poll]) -> Counter[str]:
 # Entry points ------------------------------------------------------------------------------
 
 
-def reconcile_due(max_batches: int | None = None) -> Report:
-    """Poll every due subscription, a batch at a time, until none is due."""
+async def areconcile_due(max_batches: int | None = None) -> Report:
+    """Poll every due subscription, a batch at a time, until none is due; every batch goes
+    over one session, so connections to the same servers are kept."""
     report = Report()
     batches = 0
-    while max_batches is None or batches < max_batches:
-        batch = claim(conf.PUSH_SUBSCRIBER_RECONCILE_BATCH)
-        if not batch:
-            break
-        report.counts.update(record(async_to_sync(poll_all)(batch)))
-        batches += 1
+    claim_batch = sync_to_async(claim)
+    async with _client() as client:
+        while max_batches is None or batches < max_batches:
+            batch = await claim_batch(conf.PUSH_SUBSCRIBER_RECONCILE_BATCH)
+            if not batch:
+                break
+            polls = await poll_all(batch, client)
+            report.counts.update(await sync_to_async(record)(polls))
+            batches += 1
     return report
 
 
-def reconcile(subscriptions: Iterable[Subscription]) -> Report:
+async def areconcile(subscriptions: Iterable[Subscription]) -> Report:
     """Poll these subscriptions now, due or not (the catch-up, the command's ``--all``),
     ``PUSH_SUBSCRIBER_RECONCILE_BATCH`` at a time."""
     report = Report()
     size = conf.PUSH_SUBSCRIBER_RECONCILE_BATCH
-    pending = iter(subscriptions)
-    while batch := list(itertools.islice(pending, size)):
-        plan(batch, timezone.now())
-        report.counts.update(record(async_to_sync(poll_all)(batch)))
+    pending: list[Iterator[Subscription]] = []
+
+    def next_batch() -> list[Subscription]:  # iter() of a queryset queries: not on the loop
+        if not pending:
+            pending.append(iter(subscriptions))
+        return list(itertools.islice(pending[0], size))
+
+    take = sync_to_async(next_batch)
+    async with _client() as client:
+        while batch := await take():
+            await sync_to_async(plan)(batch, timezone.now())
+            polls = await poll_all(batch, client)
+            report.counts.update(await sync_to_async(record)(polls))
     return report
+
+
+def _client() -> ClientSession:
+    return http.client_session(limit=conf.PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY)
+
+
+def reconcile_due(max_batches: int | None = None) -> Report:
+    """The sync twin of :func:`areconcile_due`."""
+    return async_to_sync(areconcile_due)(max_batches)
+
+
+def reconcile(subscriptions: Iterable[Subscription]) -> Report:
+    """The sync twin of :func:`areconcile`."""
+    return async_to_sync(areconcile)(subscriptions)
 
 
 def catch_up(pk: int) -> Report:
