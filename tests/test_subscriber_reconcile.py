@@ -346,6 +346,21 @@ def test_catch_up_when_the_hub_verifies(reconciling, live_domain, server, notifi
     assert row.next_poll_at is not None
 
 
+def test_catch_up_of_a_subscription_moved_to_another_hub(reconciling, server, notifications):
+    topic = Topic(server)
+    old = subscription(topic.url)
+    assert reconcile.reconcile_due().counts == {"missed": 1}
+    old.refresh_from_db()
+    moved = subscription(topic.url, hub="http://other-hub.example/", verified=False)
+    moved.pending = "subscribe"
+    moved.save()
+    assert moved.confirm_subscription(3600)  # the catch-up runs (immediate backend)
+    moved.refresh_from_db()
+    assert (moved.content_hash, moved.etag) == (old.content_hash, old.etag)
+    assert topic.gets[-1].headers["If-None-Match"] == old.etag  # answered 304
+    assert len(notifications) == 1
+
+
 def test_no_catch_up_when_off(live_domain, server, notifications):
     topic = Topic(server)
     row = subscription(topic.url, pending="subscribe", verified=False)

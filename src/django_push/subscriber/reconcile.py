@@ -338,9 +338,32 @@ def reconcile(subscriptions: Iterable[Subscription]) -> Report:
 
 
 def catch_up(pk: int) -> Report:
-    """The catch-up after a verification: poll subscription ``pk`` once, if it is polled."""
+    """The catch-up after a verification: poll subscription ``pk`` once, if it is polled.
+
+    A row that has received nothing yet takes the last content of another row of the same
+    topic (a subscription moved to another hub), so that content is not sent again.
+    """
     batch = list(Subscription.objects.reconciled().filter(pk=pk).only(*POLL_FIELDS))
+    for subscription in batch:
+        if not subscription.content_hash:
+            inherit_content(subscription)
     return reconcile(batch)
+
+
+def inherit_content(subscription: Subscription) -> None:
+    sibling = (
+        Subscription.objects.filter(topic=subscription.topic)
+        .exclude(pk=subscription.pk)
+        .exclude(content_hash="")
+        .order_by("-last_poll_at", "-pk")
+        .values("content_hash", "etag", "last_modified")
+        .first()
+    )
+    if sibling is None:
+        return
+    Subscription.objects.filter(pk=subscription.pk, content_hash="").update(**sibling)
+    for name, value in sibling.items():
+        setattr(subscription, name, value)
 
 
 # The self-scheduling task runs again within this many seconds at most, so that a
