@@ -344,7 +344,8 @@ class CallbackView(View):
         if subscription.poll_interval is None:
             return ""
         digest = duplicates.body_digest(body)
-        if not subscription.receive_content(digest):
+        # Known from the row already read: no write. New: one conditional UPDATE.
+        if digest == subscription.content_hash or not subscription.receive_content(digest):
             _count_duplicate(subscription)
             raise Answer(200)
         return digest
