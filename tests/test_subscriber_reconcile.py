@@ -148,9 +148,9 @@ def test_last_modified_is_sent_back(reconciling, server):
     assert server.requests[-1].headers["If-Modified-Since"] == stamp
 
 
-def test_links_are_parsed_as_for_a_push(reconciling, server):
+def test_links_and_request_as_for_a_push(reconciling, server):
     link = '<http://hub.example/>; rel="hub", <http://t.example/>; rel="self"'
-    server.replies["/linked"] = Reply(200, b"x", {"Link": link})
+    server.replies["/linked"] = Reply(200, b"x", {"Link": link, "Content-Type": "text/plain"})
     subscription(server.url + "/linked")
     seen = []
 
@@ -167,7 +167,11 @@ def test_links_are_parsed_as_for_a_push(reconciling, server):
         ("hub", "http://hub.example/"),
         ("self", "http://t.example/"),
     }
-    assert request is None and polled is True
+    assert polled is True
+    assert request.method == "GET" and request.path == "/linked"
+    assert request.headers["Link"] == link and request.body == b"x"
+    assert request.headers["Content-Type"] == "text/plain"
+    assert request.headers["Content-Length"] == "1"
 
 
 def test_intervals_of_their_own(reconciling, server):

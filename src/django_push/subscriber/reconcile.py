@@ -35,6 +35,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 from django.db import connection, models, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from django_push import http, metrics
@@ -218,7 +219,7 @@ def deliver(poll: Poll, response: http.Response, digest: str) -> Poll:
     results = updated.send_robust(
         sender=subscription,
         notification=response.body,
-        request=None,
+        request=polled_request(response),
         links=links,
         polled=True,
     )
@@ -237,6 +238,23 @@ def deliver(poll: Poll, response: http.Response, digest: str) -> Poll:
     logger.info("Reconciliation found content of %s that push had not brought", subscription.topic)
     poll.outcome = "missed"
     return poll
+
+
+def polled_request(response: http.Response) -> HttpRequest:
+    """The ``request`` receivers get with polled content: a GET of the topic whose headers
+    and body are the topic's answer, so receivers written for pushes, which read
+    ``request.headers["Content-Type"]`` or ``request.body``, keep working."""
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = request.path_info = urlsplit(response.url).path
+    for name, value in response.headers.items():
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        request.META.setdefault(key, value)
+    request.META["CONTENT_LENGTH"] = str(len(response.body))
+    request._body = response.body  # what request.body returns
+    return request
 
 
 async def poll_all(subscriptions: list[Subscription], session: ClientSession) -> list[Poll]:
