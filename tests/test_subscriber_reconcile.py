@@ -385,6 +385,36 @@ def test_task_polls_and_says_it_cannot_reschedule_on_the_immediate_backend(
     assert "reconcile_subscriptions command from cron" in caplog.text
 
 
+def test_task_reschedules_itself_for_the_next_due_poll(reconciling, server):
+    from tests.test_subscriber_admin_commands import _dummy_backend
+
+    subscription(Topic(server).url)
+    reconciling.TASKS = {"default": {"BACKEND": _dummy_backend()}}
+    from django_push.tasks import task_backends
+
+    assert reconcile_task.call(True) == {"missed": 1}
+    [scheduled] = task_backends["default"].results
+    assert scheduled.task.name == reconcile_task.name
+    row = Subscription.objects.get()
+    assert scheduled.task.run_after == row.next_poll_at
+
+
+def test_verification_queues_the_catch_up_on_a_real_queue(reconciling, server):
+    from tests.test_subscriber_admin_commands import _dummy_backend
+
+    topic = Topic(server)
+    row = subscription(topic.url, pending="subscribe", verified=False)
+    reconciling.TASKS = {"default": {"BACKEND": _dummy_backend()}}
+    from django_push.subscriber.tasks import catch_up_task
+    from django_push.tasks import task_backends
+
+    assert row.confirm_subscription(3600)
+    [queued] = task_backends["default"].results
+    assert queued.task.name == catch_up_task.name and queued.args == [row.pk]
+    assert topic.gets == []  # not in the verification's request
+    assert catch_up_task.call(row.pk) == {"missed": 1}
+
+
 def test_next_run(reconciling, server):
     now = timezone.now()
     row = subscription(Topic(server).url)
