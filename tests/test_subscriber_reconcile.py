@@ -493,3 +493,60 @@ def test_missed_content_is_counted_in_the_metrics(reconciling, live_server, serv
     assert delta(before, after, name, outcome="not_modified") == 1
     assert delta(before, after, name, outcome="failed") == 2
     assert delta(before, after, name, outcome="unchanged") == 0
+
+
+# Races and failures inside the package ----------------------------------------------------
+
+
+def test_a_push_landing_during_the_poll_wins(reconciling, server, notifications, monkeypatch):
+    from django_push.subscriber.duplicates import body_digest
+
+    topic = Topic(server)
+    subscription(topic.url)
+    claim = reconcile.claim
+
+    def claim_then_push(size, now=None):
+        batch = claim(size, now)
+        Subscription.objects.update(content_hash=body_digest(topic.body))  # the push's write
+        return batch
+
+    monkeypatch.setattr(reconcile, "claim", claim_then_push)
+    assert reconcile.reconcile_due().counts == {"unchanged": 1}
+    assert notifications == []
+
+
+def test_a_bug_in_one_poll_does_not_stop_the_batch(reconciling, server, notifications, caplog):
+    topic = Topic(server)
+    subscription(topic.url)
+    subscription(topic.url + "?buggy")
+    fetch = reconcile.fetch
+
+    async def buggy(row, session):
+        if row.topic.endswith("?buggy"):
+            raise ValueError("a bug")
+        return await fetch(row, session)
+
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.ERROR):
+        patch.setattr(reconcile, "fetch", buggy)
+        assert reconcile.reconcile_due().counts == {"missed": 1, "failed": 1}
+    assert "Reconciliation of " + topic.url + "?buggy failed" in caplog.text
+    assert len(notifications) == 1
+
+
+def test_a_redirect_to_plain_http_is_untrusted_with_a_secret(reconciling, notifications):
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from django_push import http
+
+    row = subscription("https://example.test/feed", secret="s3cret")
+
+    async def redirected(method, url, **kwargs):  # what the redirect loop returns
+        headers = CIMultiDictProxy(CIMultiDict())
+        return http.Response("http://example.test/feed", 200, headers, b"<feed/>")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(http, "request", redirected)
+        assert reconcile.reconcile_due().counts == {"untrusted": 1}
+    row.refresh_from_db()
+    assert "redirected to plain HTTP" in row.last_poll_error
+    assert notifications == [] and row.content_hash == ""
