@@ -232,3 +232,29 @@ def test_e107_feed_diffs_not_boolean(settings, value):
     assert "django_push.E107" in ids(checks.check_hub_settings())
     settings.PUSH_HUB_FEED_DIFFS = True
     assert "django_push.E107" not in ids(checks.check_hub_settings())
+
+
+@pytest.mark.parametrize("value", [0, -60, 2.5, "3600", True])
+def test_e014_reconcile_interval_not_positive_integer(settings, value):
+    settings.PUSH_SUBSCRIBER_RECONCILE = value
+    messages = checks.check_subscriber_settings()
+    assert ids(messages) == ["django_push.E014"]
+    assert repr(value) in messages[0].msg
+    settings.PUSH_SUBSCRIBER_RECONCILE = 3600
+    assert checks.check_subscriber_settings() == []
+
+
+@pytest.mark.parametrize(
+    "name", ["PUSH_SUBSCRIBER_RECONCILE_BATCH", "PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY"]
+)
+@pytest.mark.parametrize("value", [0, 1.5, "50", None])
+def test_e015_reconcile_batch_or_concurrency_not_positive_integer(settings, name, value):
+    setattr(settings, name, value)
+    messages = checks.check_subscriber_settings()
+    assert ids(messages) == ["django_push.E015"]
+    assert name in messages[0].msg
+
+
+def test_w004_polled_bodies_trusted_over_http(settings):
+    settings.PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP = True
+    assert ids(checks.check_subscriber_settings()) == ["django_push.W004"]

@@ -97,6 +97,7 @@ def check_subscriber_settings(
         )
     errors.extend(_check_lease_range())
     errors.extend(_check_duplicate_window())
+    errors.extend(_check_reconciliation())
     if conf.PUSH_INSECURE_SECRETS:
         errors.append(
             Warning(
@@ -161,6 +162,38 @@ def _check_duplicate_window() -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _check_reconciliation() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    interval = conf.PUSH_SUBSCRIBER_RECONCILE
+    if interval is not None and not _positive_number(interval, integer=True):
+        errors.append(
+            Error(
+                "PUSH_SUBSCRIBER_RECONCILE must be a positive integer of seconds or None, "
+                f"not {interval!r}.",
+                hint="None (the default) turns reconciliation off; 3600 polls hourly.",
+                id="django_push.E014",
+            )
+        )
+    for name in ("PUSH_SUBSCRIBER_RECONCILE_BATCH", "PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY"):
+        value = getattr(conf, name)
+        if not _positive_number(value, integer=True):
+            errors.append(
+                Error(f"{name} must be a positive integer, not {value!r}.", id="django_push.E015")
+            )
+    if conf.PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP:
+        errors.append(
+            Warning(
+                "PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP is on: for subscriptions with a secret, "
+                "polled plain-HTTP bodies are sent with updated, although anyone on the path "
+                "can write them and the hub's signature is what protects pushed ones.",
+                hint="Keep it off unless the network between this site and its topics is "
+                "trusted; HTTPS topics are polled without it.",
+                id="django_push.W004",
+            )
+        )
+    return errors
 
 
 def check_hub_settings(

@@ -121,6 +121,30 @@ class Settings:
         value: str = getattr(settings, "PUSH_SUBSCRIBER_DUPLICATE_CACHE", "default")  # E012
         return value
 
+    @property
+    def PUSH_SUBSCRIBER_RECONCILE(self) -> int | None:
+        """Seconds between two reconciliation polls of a topic; ``None`` (the default) turns
+        reconciliation off, except for subscriptions with their own ``reconcile_seconds``."""
+        value: int | None = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE", None)  # E014
+        return value
+
+    @property
+    def PUSH_SUBSCRIBER_RECONCILE_BATCH(self) -> int:
+        """Subscriptions claimed and polled together, over one HTTP session."""
+        value: int = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE_BATCH", 500)  # E014
+        return value
+
+    @property
+    def PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY(self) -> int:
+        """Reconciliation GETs in flight at once within a batch."""
+        value: int = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY", 50)  # E014
+        return value
+
+    @property
+    def PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP(self) -> bool:
+        """Trust polled bodies of plain-HTTP topics for subscriptions that have a secret."""
+        return bool(getattr(settings, "PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP", False))
+
     # Hub --------------------------------------------------------------------------------
 
     @property

@@ -18,7 +18,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
@@ -37,12 +37,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DELIVERY_OUTCOMES",
     "NOTIFICATION_OUTCOMES",
+    "POLL_OUTCOMES",
     "PUBLISH_OUTCOMES",
     "VERIFICATION_OUTCOMES",
     "available",
     "count_deliveries",
     "count_delivery",
     "count_notification",
+    "count_polls",
     "count_publish",
     "count_refusal",
     "count_verifications",
@@ -75,6 +77,10 @@ NOTIFICATION_OUTCOMES: tuple[NotificationOutcome, ...] = (
     "duplicate",
 )
 
+# Reconciliation polls of the subscriber (subscriber/reconcile.py). "missed": the poll found
+# content that push had not brought, the number that tells an operator the hub loses content.
+POLL_OUTCOMES = ("not_modified", "unchanged", "missed", "failed", "untrusted")
+
 # Seconds from a content's fetch to its delivery: seconds for a healthy fan-out, up to
 # PUSH_HUB_RETRY_HORIZON (a day by default) for a delivery that needed retries.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -100,6 +106,7 @@ class Instruments:
     verifications: dict[str, Counter]
     publishes: dict[str, Counter]
     notifications: dict[str, Counter]
+    polls: dict[str, Counter]
     latency: Histogram
     duration: Histogram
 
@@ -131,6 +138,12 @@ class Instruments:
                 "django_push_subscriber_notifications",
                 "Content notifications received by the subscriber's callback view, by outcome.",
                 NOTIFICATION_OUTCOMES,
+            ),
+            polls=outcomes(
+                "django_push_subscriber_polls",
+                "Reconciliation polls of topics by the subscriber, by outcome; 'missed' counts "
+                "content the poll found that push had not brought.",
+                POLL_OUTCOMES,
             ),
             latency=Histogram(
                 "django_push_hub_publish_to_delivery_seconds",
@@ -332,3 +345,13 @@ def count_refusal(status: int) -> None:
     2xx drops are counted where they are decided)."""
     if status >= 400:
         count_notification("refused")
+
+
+def count_polls(counts: Mapping[str, int]) -> None:
+    """Count a batch of reconciliation polls, by outcome (one of ``POLL_OUTCOMES``)."""
+    metrics = instruments()
+    if metrics is None:
+        return
+    for outcome, count in counts.items():
+        if count and outcome in metrics.polls:
+            metrics.polls[outcome].inc(count)

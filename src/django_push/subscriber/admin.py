@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -7,12 +8,14 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from django_push import protocol
 from django_push.exceptions import PushError
 from django_push.subscriber.models import Subscription
+from django_push.subscriber.reconcile import POLL_FIELDS, reconcile
 from django_push.subscriber.renewal import send_each
 
 
@@ -40,7 +43,8 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "pending",
         "expired",
         "lease_expiration",
-        "last_notification_at",
+        "last_push",
+        "last_poll",
         "denied_at",
     ]
     list_filter = ["verified", ExpirationFilter, "pending", "hub"]
@@ -56,9 +60,12 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "last_notification_at",
         "legacy_callback",
         "legacy_moved_at",
+        "last_poll_at",
+        "next_poll_at",
+        "last_poll_error",
     ]
-    fields = ["hub", "topic", "verified", "lease_expiration", *readonly_fields]
-    actions = ["renew", "unsubscribe"]
+    fields = ["hub", "topic", "verified", "lease_expiration", "reconcile_seconds", *readonly_fields]
+    actions = ["renew", "unsubscribe", "poll"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description=_("topic"), ordering="topic")
@@ -68,6 +75,29 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description=_("expired"), boolean=True)
     def expired(self, obj: Subscription) -> bool:
         return obj.has_expired()
+
+    @admin.display(description=_("last push"), ordering="last_notification_at")
+    def last_push(self, obj: Subscription) -> datetime.datetime | None:
+        """When the hub last delivered (stamped at most once a minute)."""
+        return obj.last_notification_at
+
+    @admin.display(description=_("last poll"), ordering="last_poll_at")
+    def last_poll(self, obj: Subscription) -> str:
+        """When reconciliation last polled the topic, and its error if it failed."""
+        if obj.last_poll_at is None:
+            return "-"
+        when = date_format(timezone.localtime(obj.last_poll_at), "DATETIME_FORMAT")
+        return f"{when} ({obj.last_poll_error})" if obj.last_poll_error else when
+
+    @admin.action(description=_("Poll selected topics now"), permissions=["change"])
+    def poll(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        selected = Subscription.objects.active().filter(pk__in=queryset.values("pk"))
+        report = reconcile(selected.only(*POLL_FIELDS))
+        self.message_user(
+            request,
+            _("Reconciliation: %(report)s.") % {"report": report},
+            messages.WARNING if report.counts["failed"] else messages.SUCCESS,
+        )
 
     @admin.action(description=_("Renew selected subscriptions"))
     def renew(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:

@@ -37,11 +37,17 @@ class Remembered:
 NOT_REMEMBERED = Remembered()  # the window is off
 
 
+def body_digest(body: bytes) -> str:
+    """The SHA-256 of a body, in hex: a delivery's identity without the hub's header, and
+    the ``content_hash`` that reconciliation compares polled bodies with."""
+    return hashlib.sha256(body).hexdigest()
+
+
 def identity(header: str | None, body: bytes) -> str:
     """The delivery's identity: the hub's header, else a hash of the body."""
     if header:
         return "id:" + header
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+    return "sha256:" + body_digest(body)
 
 
 def remember(subscription_pk: int, header: str | None, body: bytes) -> Remembered | None:

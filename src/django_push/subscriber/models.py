@@ -83,6 +83,21 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         """Rows from django-push 1.1 that still have a guessable callback (no token)."""
         return self.filter(callback_token__isnull=True)
 
+    def reconciled(self) -> SubscriptionQuerySet:
+        """Active subscriptions that reconciliation polls: those with an interval of their
+        own, and, when ``PUSH_SUBSCRIBER_RECONCILE`` is set, those without one."""
+        polled = models.Q(reconcile_seconds__gt=0)
+        if conf.PUSH_SUBSCRIBER_RECONCILE:
+            polled |= models.Q(reconcile_seconds__isnull=True)
+        return self.active().filter(polled)
+
+    def due(self, now: datetime.datetime | None = None) -> SubscriptionQuerySet:
+        """Reconciled subscriptions whose next poll is due (or was never planned)."""
+        now = now or timezone.now()
+        return self.reconciled().filter(
+            models.Q(next_poll_at__isnull=True) | models.Q(next_poll_at__lte=now)
+        )
+
 
 class SubscriptionManager(models.Manager["Subscription"]):
     def get_queryset(self) -> SubscriptionQuerySet:
@@ -99,6 +114,12 @@ class SubscriptionManager(models.Manager["Subscription"]):
 
     def legacy(self) -> SubscriptionQuerySet:
         return self.get_queryset().legacy()
+
+    def reconciled(self) -> SubscriptionQuerySet:
+        return self.get_queryset().reconciled()
+
+    def due(self, now: datetime.datetime | None = None) -> SubscriptionQuerySet:
+        return self.get_queryset().due(now)
 
     def subscribe(
         self, topic: str, hub: str | None = None, lease_seconds: int | None = None
@@ -198,6 +219,23 @@ class Subscription(models.Model):
     legacy_moved_at = models.DateTimeField(
         _("moved off the 1.1 callback"), null=True, blank=True, editable=False
     )
+    # Reconciliation (PUSH_SUBSCRIBER_RECONCILE): polls of the topic, in case the hub missed.
+    reconcile_seconds = models.PositiveIntegerField(
+        _("poll the topic every (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: PUSH_SUBSCRIBER_RECONCILE. 0: never."),
+    )
+    content_hash = models.CharField(
+        _("SHA-256 of the last content"), max_length=64, blank=True, editable=False
+    )
+    etag = models.CharField(_("ETag of the topic"), max_length=255, blank=True, editable=False)
+    last_modified = models.CharField(
+        _("Last-Modified of the topic"), max_length=64, blank=True, editable=False
+    )
+    last_poll_at = models.DateTimeField(_("last poll"), null=True, blank=True, editable=False)
+    next_poll_at = models.DateTimeField(_("next poll"), null=True, blank=True, editable=False)
+    last_poll_error = models.TextField(_("last poll error"), blank=True, editable=False)
 
     objects = SubscriptionManager()
 
@@ -207,6 +245,7 @@ class Subscription(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["hub", "topic"], name="subscriber_unique_hub_topic"),
         ]
+        indexes = [models.Index(fields=["next_poll_at"], name="subscriber_next_poll")]
 
     def __str__(self) -> str:
         return f"{self.topic}: {self.hub}"
@@ -253,6 +292,13 @@ class Subscription(models.Model):
         if token is None:
             return "legacy" if self.legacy_callback else None
         return "current" if token_matches(token, self.callback_token) else None
+
+    @property
+    def poll_interval(self) -> int | None:
+        """Seconds between reconciliation polls of this topic; ``None`` when not polled."""
+        if self.reconcile_seconds is not None:
+            return self.reconcile_seconds or None
+        return conf.PUSH_SUBSCRIBER_RECONCILE or None
 
     def may_send_secret(self) -> bool:
         """WebSub sends secrets only to HTTPS hubs (S-6); ``PUSH_INSECURE_SECRETS`` overrides."""
@@ -506,3 +552,21 @@ class Subscription(models.Model):
             return
         Subscription.objects.filter(pk=self.pk).update(last_notification_at=now)
         self.last_notification_at = now
+
+    def receive_content(self, digest: str) -> bool:
+        """Record ``digest`` (see ``duplicates.body_digest``) as the last content received;
+        False when it already was. One conditional UPDATE, so of a push and a poll bringing
+        the same body at once, one passes."""
+        rows = (
+            Subscription.objects.filter(pk=self.pk)
+            .exclude(content_hash=digest)
+            .update(content_hash=digest)
+        )
+        self.content_hash = digest
+        return bool(rows)
+
+    def forget_content(self, digest: str, previous: str) -> None:
+        """Undo :meth:`receive_content` for content that was not processed after all, so the
+        hub's retry, or the next poll, brings it again."""
+        Subscription.objects.filter(pk=self.pk, content_hash=digest).update(content_hash=previous)
+        self.content_hash = previous

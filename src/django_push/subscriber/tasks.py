@@ -69,3 +69,39 @@ def renew_leases_task(reschedule: bool = True) -> list[int]:
                 conf.PUSH_TASK_BACKEND,
             )
     return [renewed, failed]
+
+
+@task()
+def reconcile_task(reschedule: bool = True) -> dict[str, int]:
+    """Poll the due topics (``PUSH_SUBSCRIBER_RECONCILE``), then schedule the next run for
+    when the next poll falls due."""
+    from django_push.subscriber.reconcile import next_run, reconcile_due
+
+    report = reconcile_due()
+    if report.polled:
+        logger.info("Reconciliation: %s", report)
+    if reschedule:
+        run_after = next_run()
+        if run_after is not None and not enqueue(reconcile_task, True, run_after=run_after):
+            logger.warning(
+                "Task backend %r cannot defer tasks: reconciliation is not rescheduled; "
+                "run the reconcile_subscriptions command from cron instead",
+                conf.PUSH_TASK_BACKEND,
+            )
+    return dict(report.counts)
+
+
+@task()
+def catch_up_task(pk: int) -> dict[str, int]:
+    """Fetch the topic of subscription ``pk`` once, after its verification."""
+    from django_push.subscriber.reconcile import catch_up
+
+    return dict(catch_up(pk).counts)
+
+
+def catch_up_on_verification(sender: object, subscription: object, **kwargs: object) -> None:
+    """Receiver of ``subscription_verified``: queue the catch-up of a polled subscription."""
+    from django_push.subscriber.models import Subscription
+
+    if isinstance(subscription, Subscription) and subscription.poll_interval is not None:
+        enqueue(catch_up_task, subscription.pk)

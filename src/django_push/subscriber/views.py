@@ -52,6 +52,8 @@ CONTENT_FIELDS = (
     "legacy_callback",
     "legacy_moved_at",
     "last_notification_at",
+    "reconcile_seconds",
+    "content_hash",
 )
 VERIFICATION_FIELDS = (
     "hub",
@@ -174,6 +176,8 @@ class CallbackView(View):
             body = self.read_body(request, limit)
             self.check_content(request, subscription, callback, body)
             remembered = self.check_repeat(request, subscription, body)
+            previous = subscription.content_hash
+            digest = self.check_known_content(subscription, body)
         except Answer as answer:
             metrics.count_refusal(answer.response.status_code)
             return answer.response
@@ -181,6 +185,8 @@ class CallbackView(View):
             self.accept_content(request, subscription, body)
         except BaseException:
             remembered.forget()  # not processed: the hub's retry must not be dropped
+            if digest:
+                subscription.forget_content(digest, previous)
             raise
         metrics.count_notification("accepted")
         return plain_text(200)
@@ -330,6 +336,19 @@ class CallbackView(View):
             _count_duplicate(subscription)
             raise Answer(200)
         return remembered
+
+    def check_known_content(self, subscription: Subscription, body: bytes) -> str:
+        """For a subscription reconciliation polls, record the body's hash, and drop a body
+        already received (a poll found it first): ``updated`` is sent once per content.
+        Returns the hash recorded, ``""`` when the subscription is not polled."""
+        if subscription.poll_interval is None:
+            return ""
+        digest = duplicates.body_digest(body)
+        # Known from the row already read: no write. New: one conditional UPDATE.
+        if digest == subscription.content_hash or not subscription.receive_content(digest):
+            _count_duplicate(subscription)
+            raise Answer(200)
+        return digest
 
     def accept_content(self, request: HttpRequest, subscription: Subscription, body: bytes) -> None:
         link_header = request.headers.get("Link")
