@@ -384,6 +384,10 @@ def _check_network_guard() -> list[CheckMessage]:
                 id="django_push.E008",
             )
         )
+    errors.extend(_check_trusted_destinations())
+    if not conf.PUSH_ALLOW_PRIVATE_ADDRESSES:
+        for name in ("PUSH_HUB", "PUSH_HUB_URL"):
+            errors.extend(_check_guarded_hub(name))
     if conf.PUSH_ALLOW_PRIVATE_ADDRESSES and not settings.DEBUG:
         name = _private_switch_name()
         errors.append(
@@ -396,6 +400,57 @@ def _check_network_guard() -> list[CheckMessage]:
             )
         )
     return errors
+
+
+def _check_trusted_destinations() -> list[CheckMessage]:
+    from django_push.guard import parse_destination
+
+    entries: object = conf.PUSH_TRUSTED_DESTINATIONS  # whatever was set
+    if not isinstance(entries, (list, tuple)):
+        problems = [f"a list or tuple of strings is expected, not {entries!r}"]
+    else:
+        problems = []
+        for entry in entries:
+            if not isinstance(entry, str):
+                problems.append(f"{entry!r} is not a string")
+                continue
+            try:
+                parse_destination(entry)
+            except ValueError as exc:
+                problems.append(str(exc))
+    return [
+        Error(
+            f"PUSH_TRUSTED_DESTINATIONS: {problem}.",
+            hint="Entries are networks ('10.0.0.0/8', 'fd00::/8'), addresses or host names "
+            "('hub.internal'), each with an optional port ('hub.internal:8080', "
+            "'[fd00::5]:8080').",
+            id="django_push.E014",
+        )
+        for problem in problems
+    ]
+
+
+def _check_guarded_hub(name: str) -> list[CheckMessage]:
+    """W004: the hub URL in ``name`` is one the network guard refuses (judged without DNS)."""
+    from yarl import URL
+
+    from django_push.guard import refusal
+
+    url = getattr(conf, name)
+    if not _is_http_url(url):
+        return []  # E001 / E101
+    reason = refusal(URL(url))
+    if reason is None:
+        return []
+    return [
+        Warning(
+            f"{name} {url!r} is refused by the network guard: {reason}.",
+            hint="Trust your own hub in PUSH_TRUSTED_DESTINATIONS (networks, host names, "
+            "host:port); the guard stays on for everything else. See the guard's page in "
+            "the docs.",
+            id="django_push.W004",
+        )
+    ]
 
 
 def check_hub_deployment(

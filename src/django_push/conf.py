@@ -270,5 +270,12 @@ class Settings:
         value: Sequence[int] = getattr(settings, "PUSH_ALLOWED_PORTS", (80, 443))
         return value
 
+    @property
+    def PUSH_TRUSTED_DESTINATIONS(self) -> Sequence[str]:
+        """Networks (CIDR) and host names, each with an optional ``:port``, that the guard
+        lets through while it stays on for everything else (E014 checks it)."""
+        value: Sequence[str] = getattr(settings, "PUSH_TRUSTED_DESTINATIONS", ())
+        return value
+
 
 conf = Settings()
