@@ -173,6 +173,8 @@ def test_hub_stats_json(settings):
             "workers": "late",
             "reason": health.WORKERS_LATE,
             "max_age_seconds": 120,
+            "heartbeat_interval_seconds": None,
+            "heartbeat_age_seconds": None,
         },
     }
     assert 600 <= waited["deliveries"] < 700

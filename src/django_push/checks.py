@@ -248,6 +248,7 @@ def check_hub_settings(
     errors.extend(_check_direct_publish())
     if not any(error.id == "django_push.E105" for error in errors):
         errors.extend(_check_claim_length())
+        errors.extend(_check_heartbeat())
     if conf.PUSH_ALLOW_PRIVATE_ADDRESSES:  # the switch in effect, under either name
         errors.append(
             Warning(
@@ -277,6 +278,24 @@ def _check_direct_publish() -> list[CheckMessage]:
             hint="Set it to a long random string, e.g. from "
             "django.utils.crypto.get_random_string(50), shared only with your publishers.",
             id="django_push.E106",
+        )
+    ]
+
+
+def _check_heartbeat() -> list[CheckMessage]:
+    interval = conf.PUSH_HEARTBEAT_INTERVAL
+    if interval is None:
+        return []
+    max_age = conf.PUSH_HUB_HEALTH_MAX_AGE
+    if _positive_number(interval, integer=False) and interval < max_age:
+        return []
+    return [
+        Error(
+            "PUSH_HEARTBEAT_INTERVAL must be None or a positive number of seconds below "
+            f"PUSH_HUB_HEALTH_MAX_AGE ({max_age}), not {interval!r}.",
+            hint="A beat every minute (60) with the default PUSH_HUB_HEALTH_MAX_AGE (900) "
+            "lets the health view tell dead workers within 15 minutes.",
+            id="django_push.E108",
         )
     ]
 

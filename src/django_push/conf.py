@@ -228,6 +228,13 @@ class Settings:
         return value
 
     @property
+    def PUSH_HEARTBEAT_INTERVAL(self) -> float | None:
+        """Seconds between two runs of the workers' heartbeat task; ``None`` (the default)
+        leaves it off, and the health view judges waiting work only (E108 checks it)."""
+        value: float | None = getattr(settings, "PUSH_HEARTBEAT_INTERVAL", None)
+        return value
+
+    @property
     def PUSH_HUB_DIRECT_PUBLISH(self) -> bool:
         """Accept content POSTed to the direct publish URL, signed with the shared secret."""
         return bool(getattr(settings, "PUSH_HUB_DIRECT_PUBLISH", False))

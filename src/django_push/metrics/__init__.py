@@ -153,9 +153,15 @@ def instruments() -> Instruments | None:
         with _lock:
             if _instruments is None:
                 _instruments = Instruments.create()
+                from django.apps import apps
+
                 from django_push.metrics.collector import register_hub_collector
 
                 register_hub_collector()
+                if apps.is_installed("django_push.hub"):
+                    from django_push.hub.heartbeat import register_metrics
+
+                    register_metrics()
     return _instruments
 
 

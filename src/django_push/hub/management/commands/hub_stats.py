@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count
 
 from django_push.conf import conf
-from django_push.hub import health
+from django_push.hub import health, heartbeat
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 
 
@@ -58,6 +58,7 @@ class Command(BaseCommand):
         }
         backlog = health.backlog()
         verdict = health.check(backlog)
+        beat = heartbeat.age()
         figures["health"] = {
             "status": verdict.status,
             "database": verdict.database,
@@ -69,5 +70,7 @@ class Command(BaseCommand):
                 "verifications": round(backlog.verifications, 3),
                 "publishes": round(backlog.publishes, 3),
             },
+            "heartbeat_interval_seconds": conf.PUSH_HEARTBEAT_INTERVAL,
+            "heartbeat_age_seconds": None if beat is None else round(beat, 3),
         }
         return figures
