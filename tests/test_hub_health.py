@@ -16,7 +16,7 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from django_push.checks import check_hub_settings
-from django_push.hub import distribution, health
+from django_push.hub import distribution, health, heartbeat
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,7 +166,7 @@ def test_hub_stats_json(settings):
         "pending_verifications": 1,
         "pending_publishes": 0,
         "published_contents": 1,
-        "deliveries": {"pending": 1, "delivered": 0, "failed": 0},
+        "deliveries": {"pending": 1, "delivered": 0, "gave_up": 0},
         "health": {
             "status": "unavailable",
             "database": "ok",
@@ -226,6 +226,7 @@ def test_operations_urls_example_routes(live_server):
         "django_push_hub_publish_to_delivery_seconds",
         "django_push_hub_delivery_duration_seconds",
         *collector.GAUGES,
+        heartbeat.METRIC,
     }
     assert documented == exposed
     for outcome in (*metrics.DELIVERY_OUTCOMES, *metrics.PUBLISH_OUTCOMES):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -249,7 +251,8 @@ def check_hub_settings(
     if not any(error.id == "django_push.E105" for error in errors):
         errors.extend(_check_claim_length())
         errors.extend(_check_heartbeat())
-    if conf.PUSH_ALLOW_PRIVATE_ADDRESSES:  # the switch in effect, under either name
+    # The switch in effect, under either name; said by `check`, not by every command.
+    if conf.PUSH_ALLOW_PRIVATE_ADDRESSES and _run_by_check_command():
         errors.append(
             Warning(
                 f"{_private_switch_name()} is on: the hub will fetch and deliver to "
@@ -377,6 +380,22 @@ def _is_address(value: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _run_by_check_command() -> bool:
+    """Whether ``manage.py check`` (or ``call_command("check")``) is running the checks.
+
+    Every command runs the system checks; a development warning that every ``migrate``,
+    ``runserver`` and worker start repeats is one people learn to ignore.
+    """
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(30):  # the check command is a few frames up, never far
+        if frame is None:
+            return False
+        if frame.f_globals.get("__name__") == "django.core.management.commands.check":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _private_switch_name() -> str:

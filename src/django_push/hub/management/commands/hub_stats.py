@@ -10,6 +10,9 @@ from django_push.conf import conf
 from django_push.hub import health, heartbeat
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 
+# Deliveries by state in --json: the words printed (the status value "failed" is "gave up").
+JSON_NAMES = {Delivery.Status.FAILED.value: "gave_up"}
+
 
 class Command(BaseCommand):
     help = "Show the hub's subscriptions, pending verifications, contents and deliveries."
@@ -46,15 +49,17 @@ class Command(BaseCommand):
             self.stdout.write(f"{label.ljust(width)}  {value}")
 
     def as_json(self, rows: list[tuple[str, int]], by_status: dict[str, int]) -> dict[str, Any]:
-        """The printed figures under snake_case keys (deliveries by status value), and the
-        health check with the backlog it judged."""
+        """The printed figures under snake_case keys (deliveries by state, named as printed:
+        ``gave_up``, not the status value ``failed``), and the health check with the backlog
+        it judged."""
         figures: dict[str, Any] = {
             label.replace(" ", "_"): value
             for label, value in rows
             if not label.startswith("deliveries ")
         }
         figures["deliveries"] = {
-            status.value: by_status.get(status.value, 0) for status in Delivery.Status
+            JSON_NAMES.get(status.value, status.value): by_status.get(status.value, 0)
+            for status in Delivery.Status
         }
         backlog = health.backlog()
         verdict = health.check(backlog)
