@@ -168,100 +168,134 @@ def _check_duplicate_window() -> list[CheckMessage]:
 def check_hub_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    errors: list[CheckMessage] = []
+    errors = [
+        *_check_hub_url(),
+        *_check_hub_leases(),
+        *_check_signature_algorithm(),
+        *_check_topics(),
+        *_check_feed_diffs(),
+        *_check_hub_numbers(),
+        *_check_direct_publish(),
+    ]
+    if not any(error.id == "django_push.E105" for error in errors):  # they need the numbers
+        errors += [*_check_claim_length(), *_check_heartbeat()]
+    return errors + _check_private_switch_on_hub()
+
+
+def _check_hub_url() -> list[CheckMessage]:
     hub_url = conf.PUSH_HUB_URL
-    if hub_url is not None and not _is_http_url(hub_url):
-        errors.append(
-            Error(
-                f"PUSH_HUB_URL must be an absolute http(s) URL, not {hub_url!r}.",
-                hint="Set it to the public URL of your hub endpoint, or to None.",
-                id="django_push.E101",
-            )
+    if hub_url is None or _is_http_url(hub_url):
+        return []
+    return [
+        Error(
+            f"PUSH_HUB_URL must be an absolute http(s) URL, not {hub_url!r}.",
+            hint="Set it to the public URL of your hub endpoint, or to None.",
+            id="django_push.E101",
         )
+    ]
+
+
+def _check_hub_leases() -> list[CheckMessage]:
     try:
         low, default, high = conf.PUSH_HUB_LEASE_SECONDS
         valid = 0 < low <= default <= high
     except (TypeError, ValueError):
         valid = False
-    if not valid:
-        errors.append(
-            Error(
-                "PUSH_HUB_LEASE_SECONDS must be (minimum, default, maximum) positive integers "
-                "with minimum <= default <= maximum.",
-                id="django_push.E102",
-            )
+    if valid:
+        return []
+    return [
+        Error(
+            "PUSH_HUB_LEASE_SECONDS must be (minimum, default, maximum) positive integers "
+            "with minimum <= default <= maximum.",
+            id="django_push.E102",
         )
+    ]
+
+
+def _check_signature_algorithm() -> list[CheckMessage]:
     algorithm = conf.PUSH_HUB_SIGNATURE_ALGORITHM
-    if algorithm not in ALGORITHMS:
-        errors.append(
-            Error(
-                f"PUSH_HUB_SIGNATURE_ALGORITHM must be one of {', '.join(ALGORITHMS)}, "
-                f"not {algorithm!r}.",
-                id="django_push.E103",
-            )
+    if algorithm in ALGORITHMS:
+        return []
+    return [
+        Error(
+            f"PUSH_HUB_SIGNATURE_ALGORITHM must be one of {', '.join(ALGORITHMS)}, "
+            f"not {algorithm!r}.",
+            id="django_push.E103",
         )
+    ]
+
+
+def _check_topics() -> list[CheckMessage]:
     topics = conf.PUSH_HUB_TOPICS
     if isinstance(topics, str):
         try:
             import_string(topics)
         except ImportError as exc:
-            errors.append(
+            return [
                 Error(
-                    f"PUSH_HUB_TOPICS {topics!r} cannot be imported: {exc}",
-                    id="django_push.E104",
+                    f"PUSH_HUB_TOPICS {topics!r} cannot be imported: {exc}", id="django_push.E104"
                 )
-            )
+            ]
     elif topics is not None and not callable(topics) and not isinstance(topics, (list, tuple)):
-        errors.append(
+        return [
             Error(
                 "PUSH_HUB_TOPICS must be a list of URL prefixes, a callable, a dotted path "
                 "or None.",
                 id="django_push.E104",
             )
-        )
+        ]
+    return []
+
+
+def _check_feed_diffs() -> list[CheckMessage]:
     diffs: object = conf.PUSH_HUB_FEED_DIFFS  # whatever was set
-    if not isinstance(diffs, bool):
-        errors.append(
-            Error(
-                f"PUSH_HUB_FEED_DIFFS must be True or False, not {diffs!r}.", id="django_push.E107"
-            )
-        )
-    # The hub's numeric settings, and whether each must be an integer.
-    numbers = {
-        "PUSH_HUB_MAX_CONTENT_SIZE": True,
-        "PUSH_HUB_BATCH_SIZE": True,
-        "PUSH_HUB_CONCURRENCY": True,
-        "PUSH_HUB_RETRY_HORIZON": True,
-        "PUSH_HUB_RETRY_BASE": False,
-        "PUSH_HUB_RETENTION": True,
-        "PUSH_HUB_CLAIM_SECONDS": True,
-        "PUSH_HUB_MAX_PUBLISH_URLS": True,
-        "PUSH_HUB_MAX_PENDING_PER_HOST": True,
-        "PUSH_HUB_MAX_PENDING": True,
-        "PUSH_HUB_HEALTH_MAX_AGE": True,
-    }
-    for name, integer in numbers.items():
+    if isinstance(diffs, bool):
+        return []
+    return [
+        Error(f"PUSH_HUB_FEED_DIFFS must be True or False, not {diffs!r}.", id="django_push.E107")
+    ]
+
+
+# The hub's numeric settings, and whether each must be an integer.
+HUB_NUMBERS = {
+    "PUSH_HUB_MAX_CONTENT_SIZE": True,
+    "PUSH_HUB_BATCH_SIZE": True,
+    "PUSH_HUB_CONCURRENCY": True,
+    "PUSH_HUB_RETRY_HORIZON": True,
+    "PUSH_HUB_RETRY_BASE": False,
+    "PUSH_HUB_RETENTION": True,
+    "PUSH_HUB_CLAIM_SECONDS": True,
+    "PUSH_HUB_MAX_PUBLISH_URLS": True,
+    "PUSH_HUB_MAX_PENDING_PER_HOST": True,
+    "PUSH_HUB_MAX_PENDING": True,
+    "PUSH_HUB_HEALTH_MAX_AGE": True,
+}
+
+
+def _check_hub_numbers() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name, integer in HUB_NUMBERS.items():
         value = getattr(conf, name)
         if not _positive_number(value, integer=integer):
             kind = "integer" if integer else "number"
             errors.append(
                 Error(f"{name} must be a positive {kind}, not {value!r}.", id="django_push.E105")
             )
-    errors.extend(_check_direct_publish())
-    if not any(error.id == "django_push.E105" for error in errors):
-        errors.extend(_check_claim_length())
-        errors.extend(_check_heartbeat())
-    # The switch in effect, under either name; said by `check`, not by every command.
-    if conf.PUSH_ALLOW_PRIVATE_ADDRESSES and _run_by_check_command():
-        errors.append(
-            Warning(
-                f"{_private_switch_name()} is on: the hub will fetch and deliver to "
-                "loopback and private network addresses, on any port, for whoever asks.",
-                hint="Use it for development and tests only.",
-                id="django_push.W101",
-            )
-        )
     return errors
+
+
+def _check_private_switch_on_hub() -> list[CheckMessage]:
+    # The switch in effect, under either name; said by `check`, not by every command.
+    if not (conf.PUSH_ALLOW_PRIVATE_ADDRESSES and _run_by_check_command()):
+        return []
+    return [
+        Warning(
+            f"{_private_switch_name()} is on: the hub will fetch and deliver to "
+            "loopback and private network addresses, on any port, for whoever asks.",
+            hint="Use it for development and tests only.",
+            id="django_push.W101",
+        )
+    ]
 
 
 # Shortest shared secret accepted for direct publishing (in characters).
