@@ -197,16 +197,30 @@ def test_w105_no_hub_url(deployed):
     assert deploy_ids() == ["django_push.W105"]
 
 
-def test_w106_sqlite_without_immediate_transactions(deployed):
+def test_w106_sqlite_without_immediate_transactions():
     sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}
     immediate = {**sqlite, "OPTIONS": {"transaction_mode": "immediate"}}
+    memory = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
     postgres = {"ENGINE": "django.db.backends.postgresql", "NAME": "x"}
-    databases = {"default": sqlite, "fast": immediate, "main": postgres}
+    databases = {"default": sqlite, "fast": immediate, "mem": memory, "main": postgres}
     assert checks.deferred_sqlite(databases) == ["default"]
-    # The test database itself: in memory, without the option (tests/settings.py).
-    on_sqlite = "sqlite" in deployed.DATABASES["default"]["ENGINE"]
-    warnings = [m for m in checks.check_hub_deployment() if m.id == W106]
-    assert [("'default'" in m.msg) for m in warnings] == ([True] if on_sqlite else [])
+    for hub, queue in [(True, False), (False, True), (True, True)]:
+        [warning] = checks.check_sqlite_transactions(databases, hub=hub, database_queue=queue)
+        assert (warning.id, "'default'" in warning.msg) == (W106, True)
+    assert checks.check_sqlite_transactions(databases, hub=False, database_queue=False) == []
+
+
+def test_w106_is_a_plain_check_not_only_deploy(settings):
+    # The test database is in memory (no W106); the decision is the same function's.
+    assert W106 not in ids(checks.check_hub_deployment())
+    assert checks._uses_database_queue() is (os.environ.get("PUSH_TEST_TASKS", "immediate") == "db")
+    settings.PUSH_TASK_BACKEND = "queue"  # django_tasks_db in tests/settings.py
+    assert checks._uses_database_queue() is True
+    # Through the registered common check, with an SQLite file: hub installed here.
+    file_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/never-opened.sqlite3"}
+    with pytest.warns(UserWarning, match="Overriding setting DATABASES"):
+        settings.DATABASES = {**settings.DATABASES, "files": file_db}
+    assert W106 in ids(checks.check_common_settings())
 
 
 @pytest.mark.django_db

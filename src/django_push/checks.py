@@ -386,6 +386,15 @@ def check_common_settings(
             )
         )
     errors.extend(_check_metrics())
+    from django.conf import settings
+
+    errors.extend(
+        check_sqlite_transactions(
+            settings.DATABASES,
+            hub=apps.is_installed("django_push.hub"),
+            database_queue=_uses_database_queue(),
+        )
+    )
     return errors
 
 
@@ -560,27 +569,50 @@ def check_hub_deployment(
                 id="django_push.W105",
             )
         )
-    for alias in deferred_sqlite(settings.DATABASES):
-        warnings.append(
-            Warning(
-                f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE: hub "
-                "workers that claim work at the same time fail with 'database is locked'.",
-                hint='Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} (and WAL, see the '
-                "deployment guide), or use PostgreSQL.",
-                id="django_push.W106",
-            )
-        )
     return warnings
 
 
+def check_sqlite_transactions(
+    databases: dict[str, dict[str, Any]], *, hub: bool, database_queue: bool
+) -> list[CheckMessage]:
+    """W106: with the hub or the database queue, every SQLite file needs IMMEDIATE
+    transactions; else two writers (a worker and a web request) fail with "database is
+    locked" even in development."""
+    if not (hub or database_queue):
+        return []
+    return [
+        Warning(
+            f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE: workers and "
+            "requests that write at the same time fail with 'database is locked'.",
+            hint='Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} (and WAL, see the '
+            "deployment guide), or use PostgreSQL.",
+            id="django_push.W106",
+        )
+        for alias in deferred_sqlite(databases)
+    ]
+
+
 def deferred_sqlite(databases: dict[str, dict[str, Any]]) -> list[str]:
-    """Aliases of the SQLite databases whose transactions are not ``IMMEDIATE``."""
+    """Aliases of the SQLite files whose transactions are not ``IMMEDIATE`` (an in-memory
+    database lives in one process: it has no second writer to meet)."""
     return [
         alias
         for alias, database in databases.items()
         if "sqlite" in str(database.get("ENGINE", ""))
+        and str(database.get("NAME", "")) not in ("", ":memory:")
+        and "mode=memory" not in str(database.get("NAME", ""))
         and str(database.get("OPTIONS", {}).get("transaction_mode", "")).upper() != "IMMEDIATE"
     ]
+
+
+def _uses_database_queue() -> bool:
+    from django_push.tasks import task_backends
+
+    try:
+        backend = task_backends[conf.PUSH_TASK_BACKEND]
+    except Exception:  # an unknown alias is reported when a task is enqueued
+        return False
+    return type(backend).__module__.startswith("django_tasks_db")
 
 
 def _runs_tasks_in_requests() -> bool:
