@@ -62,13 +62,10 @@ class Destination:
     def admits(self, host: str, address: IPAddress | None, port: int | None) -> bool:
         """Whether this entry lets ``host`` (at ``address``) through on ``port``; a ``None``
         port asks about the host alone."""
-        if port is None:
-            pass
-        elif self.port is None:
-            if port not in conf.PUSH_ALLOWED_PORTS:
+        if port is not None:
+            on_port = port in conf.PUSH_ALLOWED_PORTS if self.port is None else port == self.port
+            if not on_port:
                 return False
-        elif port != self.port:
-            return False
         if self.network is not None:
             return address is not None and _in_network(address, self.network)
         return host.rstrip(".").lower() == self.name
