@@ -233,3 +233,15 @@ def stop(workers):
         except subprocess.TimeoutExpired:
             worker.terminate()
             worker.wait(timeout=30)
+
+
+def test_the_heartbeat_costs_the_health_view_one_primary_key_lookup(
+    settings, django_assert_num_queries
+):
+    from django_push.hub import health as health_module
+
+    settings.PUSH_HEARTBEAT_INTERVAL = 60
+    beat_ago(1)
+    with django_assert_num_queries(4) as queries:
+        assert health_module.check().ok
+    assert "push_hub_heartbeat" in queries.captured_queries[-1]["sql"]
