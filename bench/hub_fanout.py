@@ -86,7 +86,7 @@ def metrics_cost(topic: str, batches: int = 40, size: int = 500) -> float:
     settings.PUSH_METRICS = True
     content = intake.accept(topic, BODY, "application/atom+xml", "http://hub.test/hub/")
     assert content is not None
-    job = fanout.Job(content.pk, 1, "http://127.0.0.1/cb", "")
+    job = fanout.Job(content.pk, content.fetched_at, 1, "http://127.0.0.1/cb", "")
     outcomes = [fanout.Outcome(job, 204)] * size
 
     async def answer() -> int:

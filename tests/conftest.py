@@ -57,9 +57,6 @@ def task_workers(transactional_db, live_server):
     must see their data committed (``transactional_db``) and must wait for results.
     """
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from django.db import connection
 
@@ -73,6 +70,24 @@ def task_workers(transactional_db, live_server):
         pytest.fail(
             "worker processes need a shared database: run this leg with PUSH_TEST_DB=postgres"
         )
+    workers = start_workers(mode, live_server)
+    yield workers
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=30)
+
+
+def start_workers(mode, live_server, *, purge=True, **env):
+    """Start the worker processes of ``mode`` (db, rq or celery) on the test database, with
+    ``env`` added to their environment; ``purge`` first empties the RQ or Celery queue."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.db import connection
+
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -80,16 +95,19 @@ def task_workers(transactional_db, live_server):
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         "PUSH_TEST_DOMAIN": live_server.url.removeprefix("http://"),
         "PUSH_TEST_INSECURE_SECRETS": "1",
+        **env,
     }
     if mode == "rq":
         import django_rq
 
-        django_rq.get_queue("default").empty()
+        if purge:
+            django_rq.get_queue("default").empty()
         command = ["rqworker", "--with-scheduler", "--job-class", "django_tasks_rq.Job", "default"]
     elif mode == "celery":
         from tests.celery_app import app
 
-        app.control.purge()
+        if purge:
+            app.control.purge()
     else:
         command = ["db_worker", "--interval", "0.1", "--no-startup-delay"]
     if mode == "celery":  # one worker, two prefork processes
@@ -99,11 +117,7 @@ def task_workers(transactional_db, live_server):
         workers = [
             subprocess.Popen([sys.executable, "-m", "django", *command], env=env) for _ in range(2)
         ]
-    yield workers
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.wait(timeout=30)
+    return workers
 
 
 # The browser test starts the whole demo; only the browser leg of .ci/run collects it.

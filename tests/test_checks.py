@@ -97,23 +97,46 @@ def test_e104_bad_topics(settings, value):
     assert "django_push.E104" in ids(checks.check_hub_settings())
 
 
-def test_w101_private_addresses(settings):
+def check_output(command="check", **options):
+    """What ``command`` prints of the system checks (W101 is not silenced here)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    if command != "check":  # check runs them itself
+        options["skip_checks"] = False
+    call_command(command, stdout=out, stderr=err, **options)
+    return out.getvalue() + err.getvalue()
+
+
+@pytest.mark.django_db
+def test_w101_private_addresses_only_in_check(settings):
+    settings.SILENCED_SYSTEM_CHECKS = []
     settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
-    assert "django_push.W101" in ids(checks.check_hub_settings())
-    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = False
+    assert "django_push.W101" in check_output()
+    # Other commands run the checks too (W001 shows it), and keep quiet about W101.
+    settings.PUSH_INSECURE_SECRETS = True
+    output = check_output("hub_stats")
+    assert "django_push.W001" in output
+    assert "django_push.W101" not in output
     assert "django_push.W101" not in ids(checks.check_hub_settings())
+    settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = False
+    assert "django_push.W101" not in check_output()
 
 
+@pytest.mark.django_db
 def test_w101_follows_the_switch_in_effect(settings):
     # The new name wins over the former one: W101 says what the guard really does.
+    settings.SILENCED_SYSTEM_CHECKS = []
     settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
     settings.PUSH_ALLOW_PRIVATE_ADDRESSES = False
-    assert "django_push.W101" not in ids(checks.check_hub_settings())
+    assert "django_push.W101" not in check_output()
     settings.PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = False
     settings.PUSH_ALLOW_PRIVATE_ADDRESSES = True
-    warnings = [m for m in checks.check_hub_settings() if m.id == "django_push.W101"]
-    assert len(warnings) == 1
-    assert warnings[0].msg.startswith("PUSH_ALLOW_PRIVATE_ADDRESSES is on")
+    output = check_output()
+    assert output.count("django_push.W101") == 1
+    assert "(django_push.W101) PUSH_ALLOW_PRIVATE_ADDRESSES is on" in output
 
 
 @pytest.mark.django_db
@@ -174,16 +197,30 @@ def test_w105_no_hub_url(deployed):
     assert deploy_ids() == ["django_push.W105"]
 
 
-def test_w106_sqlite_without_immediate_transactions(deployed):
+def test_w106_sqlite_without_immediate_transactions():
     sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}
     immediate = {**sqlite, "OPTIONS": {"transaction_mode": "immediate"}}
+    memory = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
     postgres = {"ENGINE": "django.db.backends.postgresql", "NAME": "x"}
-    databases = {"default": sqlite, "fast": immediate, "main": postgres}
+    databases = {"default": sqlite, "fast": immediate, "mem": memory, "main": postgres}
     assert checks.deferred_sqlite(databases) == ["default"]
-    # The test database itself: in memory, without the option (tests/settings.py).
-    on_sqlite = "sqlite" in deployed.DATABASES["default"]["ENGINE"]
-    warnings = [m for m in checks.check_hub_deployment() if m.id == W106]
-    assert [("'default'" in m.msg) for m in warnings] == ([True] if on_sqlite else [])
+    for hub, queue in [(True, False), (False, True), (True, True)]:
+        [warning] = checks.check_sqlite_transactions(databases, hub=hub, database_queue=queue)
+        assert (warning.id, "'default'" in warning.msg) == (W106, True)
+    assert checks.check_sqlite_transactions(databases, hub=False, database_queue=False) == []
+
+
+def test_w106_is_a_plain_check_not_only_deploy(settings):
+    # The test database is in memory (no W106); the decision is the same function's.
+    assert W106 not in ids(checks.check_hub_deployment())
+    assert checks._uses_database_queue() is (os.environ.get("PUSH_TEST_TASKS", "immediate") == "db")
+    settings.PUSH_TASK_BACKEND = "queue"  # django_tasks_db in tests/settings.py
+    assert checks._uses_database_queue() is True
+    # Through the registered common check, with an SQLite file: hub installed here.
+    file_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/never-opened.sqlite3"}
+    with pytest.warns(UserWarning, match="Overriding setting DATABASES"):
+        settings.DATABASES = {**settings.DATABASES, "files": file_db}
+    assert W106 in ids(checks.check_common_settings())
 
 
 @pytest.mark.django_db
@@ -238,7 +275,7 @@ def test_e107_feed_diffs_not_boolean(settings, value):
 def test_e014_reconcile_interval_not_positive_integer(settings, value):
     settings.PUSH_SUBSCRIBER_RECONCILE = value
     messages = checks.check_subscriber_settings()
-    assert ids(messages) == ["django_push.E014"]
+    assert ids(messages) == ["django_push.E016"]
     assert repr(value) in messages[0].msg
     settings.PUSH_SUBSCRIBER_RECONCILE = 3600
     assert checks.check_subscriber_settings() == []
@@ -251,10 +288,10 @@ def test_e014_reconcile_interval_not_positive_integer(settings, value):
 def test_e015_reconcile_batch_or_concurrency_not_positive_integer(settings, name, value):
     setattr(settings, name, value)
     messages = checks.check_subscriber_settings()
-    assert ids(messages) == ["django_push.E015"]
+    assert ids(messages) == ["django_push.E017"]
     assert name in messages[0].msg
 
 
 def test_w004_polled_bodies_trusted_over_http(settings):
     settings.PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP = True
-    assert ids(checks.check_subscriber_settings()) == ["django_push.W004"]
+    assert ids(checks.check_subscriber_settings()) == ["django_push.W005"]

@@ -68,12 +68,21 @@ def test_settings_example_passes_the_checks():
             assert check() == [], check.__name__
 
 
-def test_urls_example_routes():
+def test_urls_example_routes(monkeypatch):
+    import sys
+
+    from docs.examples import quickstart_publisher
+
+    # The snippet imports the quickstart's feed from the reader's app, "blog".
+    monkeypatch.setitem(sys.modules, "blog", type(sys)("blog"))
+    monkeypatch.setitem(sys.modules, "blog.feeds", quickstart_publisher)
     namespace = runpy.run_path(str(DOCS / "examples" / "urls_example.py"))
     with override_settings(
         ROOT_URLCONF=type("urls", (), {"urlpatterns": namespace["urlpatterns"]})
     ):
-        assert resolve("/feed/").url_name == "entry_feed"
+        match = resolve("/feed/")
+        assert match.url_name == "latest_posts_feed"
+        assert isinstance(match.func, quickstart_publisher.LatestPostsFeed)
         assert resolve("/hub/").url_name == "push_hub"
         assert resolve("/subscriber/3/").kwargs == {"pk": 3}
 
@@ -161,6 +170,8 @@ def test_quickstart_feed_declares_the_hub(rf, settings):
     ]
     head = example.LatestPostsFeed()(rf.head("/feed/"))
     assert head["Link"] == response["Link"]
+    # Dated items: the same feed twice is the same bytes, so the hub sees it unchanged.
+    assert example.LatestPostsFeed()(rf.get("/feed/")).content == response.content
 
 
 @pytest.mark.django_db
@@ -455,3 +466,25 @@ def test_engine_settings_are_the_ones_the_benchmark_measured(monkeypatch):
         example["RQ"]["RQ_QUEUES"]["default"]["DEFAULT_TIMEOUT"]
         == (rq["RQ_QUEUES"]["default"]["DEFAULT_TIMEOUT"])
     )
+
+
+@pytest.mark.django_db
+def test_quickstart_local_settings_pass_the_checks():
+    from django_push.checks import deferred_sqlite
+
+    values = runpy.run_path(str(DOCS / "examples" / "quickstart_local_settings.py"))
+    assert deferred_sqlite(values["DATABASES"]) == []  # no W106
+    assert values["LOGGING"]["loggers"]["django_push"]["level"] == "INFO"
+    push = {name: value for name, value in values.items() if name.startswith("PUSH_")}
+    with override_settings(**push, DEBUG=True):
+        found = [
+            message.id
+            for check in (
+                checks.check_publisher_settings,
+                checks.check_subscriber_settings,
+                checks.check_hub_settings,
+                checks.check_common_settings,
+            )
+            for message in check()
+        ]
+    assert found == ["django_push.W001"]  # secrets over plain HTTP: said, and meant

@@ -16,7 +16,7 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from django_push.checks import check_hub_settings
-from django_push.hub import health
+from django_push.hub import health, heartbeat
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 from tests.hub_rows import store
 
@@ -172,13 +172,15 @@ def test_hub_stats_json(settings):
         "pending_verifications": 1,
         "pending_publishes": 0,
         "published_contents": 1,
-        "deliveries": {"pending": 1, "delivered": 0, "failed": 0},
+        "deliveries": {"pending": 1, "delivered": 0, "gave_up": 0},
         "health": {
             "status": "unavailable",
             "database": "ok",
             "workers": "late",
             "reason": health.WORKERS_LATE,
             "max_age_seconds": 120,
+            "heartbeat_interval_seconds": None,
+            "heartbeat_age_seconds": None,
         },
     }
     assert 600 <= waited["deliveries"] < 700
@@ -231,6 +233,7 @@ def test_operations_urls_example_routes(live_server):
         "django_push_hub_publish_to_delivery_seconds",
         "django_push_hub_delivery_duration_seconds",
         *collector.GAUGES,
+        heartbeat.METRIC,
     }
     assert documented == exposed
     for outcome in (*metrics.DELIVERY_OUTCOMES, *metrics.PUBLISH_OUTCOMES):

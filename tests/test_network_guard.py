@@ -425,3 +425,158 @@ def test_w002_switch_on_in_production(settings, name):
     setattr(settings, name, False)
     settings.DEBUG = False
     assert check_ids(settings) == []
+
+
+# The allow-list: PUSH_TRUSTED_DESTINATIONS ---------------------------------------------
+
+
+@guarded
+@pytest.mark.parametrize(
+    "entry", ["127.0.0.0/8:{port}", "127.0.0.1:{port}", "localhost:{port}", "LocalHost.:{port}"]
+)
+def test_trusted_destination_lets_one_host_through(server, settings, entry):
+    settings.PUSH_TRUSTED_DESTINATIONS = [entry.format(port=server.port)]
+    host = "localhost" if "ocal" in entry else "127.0.0.1"
+    assert run(http.get(f"http://{host}:{server.port}/feed")).status == 200
+    assert len(server.requests) == 1
+    # The guard stays on for everything else.
+    with pytest.raises(GuardRefusal, match="10.0.0.5 is not a public address"):
+        run(http.get(f"http://10.0.0.5:{server.port}/"))
+    with pytest.raises(GuardRefusal, match="port 8080 is not allowed"):
+        run(http.get("http://93.184.216.34:8080/"))
+
+
+@guarded
+def test_trusted_destination_without_port_keeps_the_allowed_ports(server, settings):
+    settings.PUSH_TRUSTED_DESTINATIONS = ["127.0.0.0/8"]
+    with pytest.raises(GuardRefusal, match=f"port {server.port} is not allowed"):
+        run(http.get(server.url))
+    settings.PUSH_ALLOWED_PORTS = [server.port]
+    assert run(http.get(server.url)).status == 200
+    # An entry with a port trusts that port only.
+    settings.PUSH_ALLOWED_PORTS = [80, 443]
+    settings.PUSH_TRUSTED_DESTINATIONS = ["127.0.0.1:1"]
+    with pytest.raises(GuardRefusal, match=f"port {server.port} is not allowed"):
+        run(http.get(server.url))
+    settings.PUSH_ALLOWED_PORTS = [server.port]
+    with pytest.raises(GuardRefusal, match="127.0.0.1 is trusted on other ports only"):
+        run(http.get(server.url))
+    assert len(server.requests) == 1
+
+
+@guarded
+def test_trusted_name_is_trusted_after_resolution(server, settings):
+    name = private_name()
+    settings.PUSH_TRUSTED_DESTINATIONS = [f"{name}:{server.port}"]
+    assert run(http.get(f"http://{name}:{server.port}/")).status == 200
+    # A name resolving into a trusted network passes too; another network does not.
+    settings.PUSH_TRUSTED_DESTINATIONS = ["127.0.0.0/8", "::1", "10.0.0.0/8"]
+    settings.PUSH_ALLOWED_PORTS = [server.port]
+    assert run(http.get(f"http://{name}:{server.port}/")).status == 200
+    settings.PUSH_TRUSTED_DESTINATIONS = ["10.0.0.0/8"]
+    with pytest.raises(GuardRefusal, match="which is not a public address"):
+        run(http.get(f"http://{name}:{server.port}/"))
+    assert len(server.requests) == 2
+
+
+@guarded
+def test_redirect_from_a_trusted_host_is_checked_again(server, settings):
+    settings.PUSH_TRUSTED_DESTINATIONS = [f"localhost:{server.port}"]
+    server.replies["/moved"] = Reply(302, headers={"Location": f"{server.url}/inside"})
+    with pytest.raises(GuardRefusal, match="127.0.0.1 is not a public address"):
+        run(http.get(f"http://localhost:{server.port}/moved", follow_redirects=True))
+    assert [request.path for request in server.requests] == ["/moved"]
+
+
+@guarded
+def test_trusted_destination_for_deliveries(server, settings):
+    settings.PUSH_TRUSTED_DESTINATIONS = [f"127.0.0.1:{server.port}"]
+
+    async def deliver(url):
+        async with http.client_session() as session:
+            return await http.deliver(session, url, b"<feed/>", {})
+
+    assert run(deliver(server.url + "/cb")) == 200
+
+
+@guarded
+def test_refusals_name_the_setting_that_allows_them(server):
+    with pytest.raises(GuardRefusal) as refused:
+        run(http.get(server.url))
+    assert f"add '127.0.0.1:{server.port}' to PUSH_TRUSTED_DESTINATIONS" in str(refused.value)
+    with pytest.raises(GuardRefusal) as refused:
+        run(http.get("http://10.0.0.5/"))
+    assert "add '10.0.0.5' to PUSH_TRUSTED_DESTINATIONS" in str(refused.value)
+    with pytest.raises(GuardRefusal) as refused:
+        run(http.get("http://[fd00::5]:8080/"))
+    assert "add '[fd00::5]:8080' to PUSH_TRUSTED_DESTINATIONS" in str(refused.value)
+    with pytest.raises(GuardRefusal) as refused:
+        run(http.get("http://93.184.216.34:8080/"))
+    assert "add it to PUSH_ALLOWED_PORTS" in str(refused.value)
+    with pytest.raises(PingError) as refused:
+        ping_hub("https://example.com/feed/", hub_url=server.url + "/hub")
+    assert str(refused.value).startswith(f"Hub {server.url}/hub could not be reached: 127.0.0.1")
+    assert "PUSH_TRUSTED_DESTINATIONS" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "network", "name", "port"),
+    [
+        ("10.0.0.0/8", "10.0.0.0/8", None, None),
+        ("10.0.0.5:8080", "10.0.0.5/32", None, 8080),
+        ("10.1.2.3/8:8080", "10.0.0.0/8", None, 8080),
+        ("fd00::/8", "fd00::/8", None, None),
+        ("[fd00::5]:8080", "fd00::5/128", None, 8080),
+        ("Hub.Internal.", None, "hub.internal", None),
+        ("hub.internal:8080", None, "hub.internal", 8080),
+    ],
+)
+def test_parse_destination(entry, network, name, port):
+    from django_push.guard import parse_destination
+
+    parsed = parse_destination(entry)
+    assert (str(parsed.network) if parsed.network else None, parsed.name, parsed.port) == (
+        network,
+        name,
+        port,
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["10.0.0.0/8", ["10.0.0.0/33"], ["hub internal"], ["hub:port"], ["hub:0"], ["[fd00::1"], [8]],
+)
+def test_e014_bad_trusted_destinations(settings, value):
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = False
+    settings.PUSH_TRUSTED_DESTINATIONS = value
+    assert check_ids(settings) == ["django_push.E014"]
+
+
+@pytest.mark.parametrize("name", ["PUSH_HUB", "PUSH_HUB_URL"])
+def test_w004_hub_setting_the_guard_refuses(settings, name):
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = False
+    setattr(settings, name, "http://10.0.0.5:8080/hub/")
+    [warning] = checks.check_common_settings()
+    assert warning.id == "django_push.W004"
+    assert name in warning.msg
+    assert "'10.0.0.5:8080' to PUSH_TRUSTED_DESTINATIONS" in warning.msg
+    settings.PUSH_TRUSTED_DESTINATIONS = ["10.0.0.0/8:8080"]
+    assert check_ids(settings) == []
+    # Names are not resolved by check; a loopback name is refused without DNS.
+    setattr(settings, name, "http://hub.internal/hub/")
+    assert check_ids(settings) == []
+    setattr(settings, name, "http://localhost/hub/")
+    assert check_ids(settings) == ["django_push.W004"]
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = True  # the guard is off: nothing to refuse
+    settings.DEBUG = True
+    assert check_ids(settings) == []
+
+
+def test_w004_through_manage_py_check(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.PUSH_ALLOW_PRIVATE_ADDRESSES = False
+    settings.PUSH_HUB = "http://192.168.1.10/hub/"
+    with pytest.raises(SystemCheckError, match="W004"):
+        call_command("check", fail_level="WARNING")

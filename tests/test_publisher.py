@@ -310,3 +310,41 @@ def test_publish_on_commit_rolled_back_pings_nobody(server, settings):
     with transaction.atomic():
         publish_on_commit("http://example.com/feed")
     assert len(server.requests) == 1
+
+
+# "No hub given: use PUSH_HUB": one rule, one meaning, in every entry point ----------------
+
+
+@pytest.mark.parametrize("nothing", [None, "", [], [""]])
+def test_no_hub_given_means_push_hub_everywhere(rf, settings, nothing):
+    from django.http import HttpResponse
+    from django.template import Context, Template
+
+    from django_push.publisher import hubs_to_ping
+    from django_push.publisher.feeds import Feed
+
+    settings.PUSH_HUB = "https://hub.example/"
+    assert hubs_to_ping(nothing) == ["https://hub.example/"]  # ping_hub, publish_on_commit
+
+    feed = type("NoHub", (Feed,), {"hub": nothing})()
+    assert feed.get_hub(None) == "https://hub.example/"
+
+    view = hub_links(nothing, self_url="https://example.com/t")(lambda request: HttpResponse())
+    assert '<https://hub.example/>; rel="hub"' in view(rf.get("/"))["Link"]
+
+    class Page(HubLinksMixin, View):
+        hub = nothing
+
+        def get(self, request):
+            return HttpResponse()
+
+    assert '<https://hub.example/>; rel="hub"' in Page.as_view()(rf.get("/"))["Link"]
+
+    tag = Template("{% load websub %}{% websub_links hub=hub self='https://example.com/t' %}")
+    html = tag.render(Context({"hub": nothing}))
+    assert '<link rel="hub" href="https://hub.example/">' in html
+
+    settings.PUSH_HUB = None
+    with pytest.raises(ValueError, match="set the PUSH_HUB setting"):
+        hubs_to_ping(nothing)
+    assert feed.get_hub(None) is None

@@ -245,3 +245,84 @@ def test_live_push_hub_says_what_the_site_lacks(settings):
     settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "django_push.hub"]
     with pytest.raises(pytest.fail.Exception, match="'django_push.hub' in INSTALLED_APPS"):
         hub_path()
+
+
+# A feed whose feed_url is hard-coded: discovery finds that URL, which the live hub refuses.
+USER_LIVE_TEST = """
+import pytest
+from django.urls import include, path
+
+from django_push.publisher.feeds import Feed
+from django_push.subscriber.models import Subscription
+
+
+class HardCoded(Feed):
+    title = link = "/"
+    description = ""
+    feed_url = "https://example.com/feed/"
+
+    def items(self):
+        return []
+
+
+urlpatterns = [
+    path("hub/", include("django_push.hub.urls")),
+    path("subscriber/", include("django_push.subscriber.urls")),
+    path("feed/", HardCoded()),
+]
+
+
+@pytest.fixture(autouse=True)
+def urls(settings):
+    settings.ROOT_URLCONF = __name__
+
+
+@pytest.mark.django_db(transaction=True)
+def test_follows(live_push_hub, live_server):
+    subscription = Subscription.objects.subscribe(live_server.url + "/feed/")
+    subscription.refresh_from_db()
+    assert subscription.verified
+"""
+
+
+def test_live_push_hub_reports_why_the_hub_refused(pytester, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    monkeypatch.setenv("PUSH_TEST_TASKS", "immediate")
+    pytester.makeconftest('pytest_plugins = ["django_push.testing.pytest"]\n')
+    pytester.makepyfile(test_user_live=USER_LIVE_TEST)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "--nomigrations", "--ds", "tests.settings"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*Captured django-push call*",
+            "subscribe request for https://example.com/feed/ failed: HTTP 400: "
+            "*not published through this hub*",
+        ]
+    )
+
+
+@pytest.mark.django_db
+def test_a_queue_nobody_runs_is_named_with_the_tasks_setting(
+    push_hub, settings, django_capture_on_commit_callbacks
+):
+    settings.PUSH_TASK_BACKEND = "queue"  # django_tasks_db, and no worker
+    with django_capture_on_commit_callbacks(execute=True):
+        Subscription.objects.subscribe(TOPIC, hub=push_hub.url)
+    with pytest.raises(AssertionError) as failure:
+        push_hub.assert_subscribed(TOPIC)
+    message = str(failure.value)
+    assert "TASKS['queue'], django_tasks_db.DatabaseBackend, which no worker runs" in message
+    assert 'TASKS = {"queue": {"BACKEND": "django.tasks.backends.immediate.' in message
+    # With the immediate backend the request leaves, and nothing is said about TASKS.
+    settings.PUSH_TASK_BACKEND = "default"
+    with django_capture_on_commit_callbacks(execute=True):
+        Subscription.objects.subscribe(TOPIC, hub=push_hub.url)
+    push_hub.assert_subscribed(TOPIC)
+    push_hub.clear()
+    with pytest.raises(AssertionError) as failure:
+        push_hub.assert_subscribed(TOPIC)
+    assert "TASKS" not in str(failure.value)

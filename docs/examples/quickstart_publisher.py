@@ -1,5 +1,6 @@
 """Quickstart, publisher side: a feed that declares its hub, and a ping after each save."""
 
+import datetime
 from types import SimpleNamespace
 
 from django.apps import AppConfig
@@ -12,7 +13,14 @@ from django_push.publisher.feeds import Feed
 FEED_URL = "https://www.example.com/feed/"
 
 # Stands in for your model, so that this example runs anywhere.
-POSTS = [SimpleNamespace(title="Hello, world", body="The first post.", url="/posts/1/")]
+POSTS = [
+    SimpleNamespace(
+        title="Hello, world",
+        body="The first post.",
+        url="/posts/1/",
+        published=datetime.datetime(2026, 1, 5, 9, 30, tzinfo=datetime.UTC),
+    )
+]
 
 
 class LatestPostsFeed(Feed):
@@ -33,6 +41,11 @@ class LatestPostsFeed(Feed):
 
     def item_link(self, item):
         return item.url
+
+    def item_pubdate(self, item):
+        # Dates keep the feed's <updated> still between posts: without them Django writes
+        # the current time on every request, and the hub sees new content at every fetch.
+        return item.published
 
 
 def ping_hub_after_save(sender, instance, **kwargs):

@@ -81,6 +81,10 @@ PUSH_HUB_URL = PUSH_HUB
 PUSH_ALLOW_PRIVATE_ADDRESSES = True
 PUSH_INSECURE_SECRETS = True
 PUSH_TIMEOUT = 10
+# The workers' heartbeat (scripts/demo runs push_heartbeat): stop push_worker, and within a
+# minute the health view answers 503.
+PUSH_HEARTBEAT_INTERVAL = 5
+PUSH_HUB_HEALTH_MAX_AGE = 60
 # Prometheus metrics at /metrics/ when the extra is installed (scripts/demo installs it and
 # sets PROMETHEUS_MULTIPROC_DIR, so the page adds up the worker's counts and the server's).
 PUSH_METRICS = find_spec("prometheus_client") is not None

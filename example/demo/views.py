@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from demo.models import Notification, Post
-from django_push.hub import health, replay
+from django_push.hub import health, heartbeat, replay
 from django_push.hub.models import Content, Delivery, HubSubscription
 from django_push.publisher import publish_on_commit
 from django_push.publisher.headers import hub_links
@@ -77,6 +77,7 @@ def state(request: HttpRequest) -> JsonResponse:
                 "deliveries": {
                     status: deliveries.get(status, 0) for status in Delivery.Status.values
                 },
+                "heartbeat": heartbeat.age(),
             },
             "subscription": subscription
             and {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -173,14 +175,14 @@ def _check_reconciliation() -> list[CheckMessage]:
                 "PUSH_SUBSCRIBER_RECONCILE must be a positive integer of seconds or None, "
                 f"not {interval!r}.",
                 hint="None (the default) turns reconciliation off; 3600 polls hourly.",
-                id="django_push.E014",
+                id="django_push.E016",
             )
         )
     for name in ("PUSH_SUBSCRIBER_RECONCILE_BATCH", "PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY"):
         value = getattr(conf, name)
         if not _positive_number(value, integer=True):
             errors.append(
-                Error(f"{name} must be a positive integer, not {value!r}.", id="django_push.E015")
+                Error(f"{name} must be a positive integer, not {value!r}.", id="django_push.E017")
             )
     if conf.PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP:
         errors.append(
@@ -190,7 +192,7 @@ def _check_reconciliation() -> list[CheckMessage]:
                 "can write them and the hub's signature is what protects pushed ones.",
                 hint="Keep it off unless the network between this site and its topics is "
                 "trusted; HTTPS topics are polled without it.",
-                id="django_push.W004",
+                id="django_push.W005",
             )
         )
     return errors
@@ -199,98 +201,134 @@ def _check_reconciliation() -> list[CheckMessage]:
 def check_hub_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    errors: list[CheckMessage] = []
+    errors = [
+        *_check_hub_url(),
+        *_check_hub_leases(),
+        *_check_signature_algorithm(),
+        *_check_topics(),
+        *_check_feed_diffs(),
+        *_check_hub_numbers(),
+        *_check_direct_publish(),
+    ]
+    if not any(error.id == "django_push.E105" for error in errors):  # they need the numbers
+        errors += [*_check_claim_length(), *_check_heartbeat()]
+    return errors + _check_private_switch_on_hub()
+
+
+def _check_hub_url() -> list[CheckMessage]:
     hub_url = conf.PUSH_HUB_URL
-    if hub_url is not None and not _is_http_url(hub_url):
-        errors.append(
-            Error(
-                f"PUSH_HUB_URL must be an absolute http(s) URL, not {hub_url!r}.",
-                hint="Set it to the public URL of your hub endpoint, or to None.",
-                id="django_push.E101",
-            )
+    if hub_url is None or _is_http_url(hub_url):
+        return []
+    return [
+        Error(
+            f"PUSH_HUB_URL must be an absolute http(s) URL, not {hub_url!r}.",
+            hint="Set it to the public URL of your hub endpoint, or to None.",
+            id="django_push.E101",
         )
+    ]
+
+
+def _check_hub_leases() -> list[CheckMessage]:
     try:
         low, default, high = conf.PUSH_HUB_LEASE_SECONDS
         valid = 0 < low <= default <= high
     except (TypeError, ValueError):
         valid = False
-    if not valid:
-        errors.append(
-            Error(
-                "PUSH_HUB_LEASE_SECONDS must be (minimum, default, maximum) positive integers "
-                "with minimum <= default <= maximum.",
-                id="django_push.E102",
-            )
+    if valid:
+        return []
+    return [
+        Error(
+            "PUSH_HUB_LEASE_SECONDS must be (minimum, default, maximum) positive integers "
+            "with minimum <= default <= maximum.",
+            id="django_push.E102",
         )
+    ]
+
+
+def _check_signature_algorithm() -> list[CheckMessage]:
     algorithm = conf.PUSH_HUB_SIGNATURE_ALGORITHM
-    if algorithm not in ALGORITHMS:
-        errors.append(
-            Error(
-                f"PUSH_HUB_SIGNATURE_ALGORITHM must be one of {', '.join(ALGORITHMS)}, "
-                f"not {algorithm!r}.",
-                id="django_push.E103",
-            )
+    if algorithm in ALGORITHMS:
+        return []
+    return [
+        Error(
+            f"PUSH_HUB_SIGNATURE_ALGORITHM must be one of {', '.join(ALGORITHMS)}, "
+            f"not {algorithm!r}.",
+            id="django_push.E103",
         )
+    ]
+
+
+def _check_topics() -> list[CheckMessage]:
     topics = conf.PUSH_HUB_TOPICS
     if isinstance(topics, str):
         try:
             import_string(topics)
         except ImportError as exc:
-            errors.append(
+            return [
                 Error(
-                    f"PUSH_HUB_TOPICS {topics!r} cannot be imported: {exc}",
-                    id="django_push.E104",
+                    f"PUSH_HUB_TOPICS {topics!r} cannot be imported: {exc}", id="django_push.E104"
                 )
-            )
+            ]
     elif topics is not None and not callable(topics) and not isinstance(topics, (list, tuple)):
-        errors.append(
+        return [
             Error(
                 "PUSH_HUB_TOPICS must be a list of URL prefixes, a callable, a dotted path "
                 "or None.",
                 id="django_push.E104",
             )
-        )
+        ]
+    return []
+
+
+def _check_feed_diffs() -> list[CheckMessage]:
     diffs: object = conf.PUSH_HUB_FEED_DIFFS  # whatever was set
-    if not isinstance(diffs, bool):
-        errors.append(
-            Error(
-                f"PUSH_HUB_FEED_DIFFS must be True or False, not {diffs!r}.", id="django_push.E107"
-            )
-        )
-    # The hub's numeric settings, and whether each must be an integer.
-    numbers = {
-        "PUSH_HUB_MAX_CONTENT_SIZE": True,
-        "PUSH_HUB_BATCH_SIZE": True,
-        "PUSH_HUB_CONCURRENCY": True,
-        "PUSH_HUB_RETRY_HORIZON": True,
-        "PUSH_HUB_RETRY_BASE": False,
-        "PUSH_HUB_RETENTION": True,
-        "PUSH_HUB_CLAIM_SECONDS": True,
-        "PUSH_HUB_MAX_PUBLISH_URLS": True,
-        "PUSH_HUB_MAX_PENDING_PER_HOST": True,
-        "PUSH_HUB_MAX_PENDING": True,
-        "PUSH_HUB_HEALTH_MAX_AGE": True,
-    }
-    for name, integer in numbers.items():
+    if isinstance(diffs, bool):
+        return []
+    return [
+        Error(f"PUSH_HUB_FEED_DIFFS must be True or False, not {diffs!r}.", id="django_push.E107")
+    ]
+
+
+# The hub's numeric settings, and whether each must be an integer.
+HUB_NUMBERS = {
+    "PUSH_HUB_MAX_CONTENT_SIZE": True,
+    "PUSH_HUB_BATCH_SIZE": True,
+    "PUSH_HUB_CONCURRENCY": True,
+    "PUSH_HUB_RETRY_HORIZON": True,
+    "PUSH_HUB_RETRY_BASE": False,
+    "PUSH_HUB_RETENTION": True,
+    "PUSH_HUB_CLAIM_SECONDS": True,
+    "PUSH_HUB_MAX_PUBLISH_URLS": True,
+    "PUSH_HUB_MAX_PENDING_PER_HOST": True,
+    "PUSH_HUB_MAX_PENDING": True,
+    "PUSH_HUB_HEALTH_MAX_AGE": True,
+}
+
+
+def _check_hub_numbers() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name, integer in HUB_NUMBERS.items():
         value = getattr(conf, name)
         if not _positive_number(value, integer=integer):
             kind = "integer" if integer else "number"
             errors.append(
                 Error(f"{name} must be a positive {kind}, not {value!r}.", id="django_push.E105")
             )
-    errors.extend(_check_direct_publish())
-    if not any(error.id == "django_push.E105" for error in errors):
-        errors.extend(_check_claim_length())
-    if conf.PUSH_ALLOW_PRIVATE_ADDRESSES:  # the switch in effect, under either name
-        errors.append(
-            Warning(
-                f"{_private_switch_name()} is on: the hub will fetch and deliver to "
-                "loopback and private network addresses, on any port, for whoever asks.",
-                hint="Use it for development and tests only.",
-                id="django_push.W101",
-            )
-        )
     return errors
+
+
+def _check_private_switch_on_hub() -> list[CheckMessage]:
+    # The switch in effect, under either name; said by `check`, not by every command.
+    if not (conf.PUSH_ALLOW_PRIVATE_ADDRESSES and _run_by_check_command()):
+        return []
+    return [
+        Warning(
+            f"{_private_switch_name()} is on: the hub will fetch and deliver to "
+            "loopback and private network addresses, on any port, for whoever asks.",
+            hint="Use it for development and tests only.",
+            id="django_push.W101",
+        )
+    ]
 
 
 # Shortest shared secret accepted for direct publishing (in characters).
@@ -310,6 +348,24 @@ def _check_direct_publish() -> list[CheckMessage]:
             hint="Set it to a long random string, e.g. from "
             "django.utils.crypto.get_random_string(50), shared only with your publishers.",
             id="django_push.E106",
+        )
+    ]
+
+
+def _check_heartbeat() -> list[CheckMessage]:
+    interval = conf.PUSH_HEARTBEAT_INTERVAL
+    if interval is None:
+        return []
+    max_age = conf.PUSH_HUB_HEALTH_MAX_AGE
+    if _positive_number(interval, integer=False) and interval < max_age:
+        return []
+    return [
+        Error(
+            "PUSH_HEARTBEAT_INTERVAL must be None or a positive number of seconds below "
+            f"PUSH_HUB_HEALTH_MAX_AGE ({max_age}), not {interval!r}.",
+            hint="A beat every minute (60) with the default PUSH_HUB_HEALTH_MAX_AGE (900) "
+            "lets the health view tell dead workers within 15 minutes.",
+            id="django_push.E108",
         )
     ]
 
@@ -363,6 +419,15 @@ def check_common_settings(
             )
         )
     errors.extend(_check_metrics())
+    from django.conf import settings
+
+    errors.extend(
+        check_sqlite_transactions(
+            settings.DATABASES,
+            hub=apps.is_installed("django_push.hub"),
+            database_queue=_uses_database_queue(),
+        )
+    )
     return errors
 
 
@@ -393,6 +458,22 @@ def _is_address(value: object) -> bool:
     return True
 
 
+def _run_by_check_command() -> bool:
+    """Whether ``manage.py check`` (or ``call_command("check")``) is running the checks.
+
+    Every command runs the system checks; a development warning that every ``migrate``,
+    ``runserver`` and worker start repeats is one people learn to ignore.
+    """
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(30):  # the check command is a few frames up, never far
+        if frame is None:
+            return False
+        if frame.f_globals.get("__name__") == "django.core.management.commands.check":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _private_switch_name() -> str:
     """The name under which the development switch is set (the former one, or the new one)."""
     from django.conf import settings
@@ -417,6 +498,10 @@ def _check_network_guard() -> list[CheckMessage]:
                 id="django_push.E008",
             )
         )
+    errors.extend(_check_trusted_destinations())
+    if not conf.PUSH_ALLOW_PRIVATE_ADDRESSES:
+        for name in ("PUSH_HUB", "PUSH_HUB_URL"):
+            errors.extend(_check_guarded_hub(name))
     if conf.PUSH_ALLOW_PRIVATE_ADDRESSES and not settings.DEBUG:
         name = _private_switch_name()
         errors.append(
@@ -429,6 +514,57 @@ def _check_network_guard() -> list[CheckMessage]:
             )
         )
     return errors
+
+
+def _check_trusted_destinations() -> list[CheckMessage]:
+    from django_push.guard import parse_destination
+
+    entries: object = conf.PUSH_TRUSTED_DESTINATIONS  # whatever was set
+    if not isinstance(entries, (list, tuple)):
+        problems = [f"a list or tuple of strings is expected, not {entries!r}"]
+    else:
+        problems = []
+        for entry in entries:
+            if not isinstance(entry, str):
+                problems.append(f"{entry!r} is not a string")
+                continue
+            try:
+                parse_destination(entry)
+            except ValueError as exc:
+                problems.append(str(exc))
+    return [
+        Error(
+            f"PUSH_TRUSTED_DESTINATIONS: {problem}.",
+            hint="Entries are networks ('10.0.0.0/8', 'fd00::/8'), addresses or host names "
+            "('hub.internal'), each with an optional port ('hub.internal:8080', "
+            "'[fd00::5]:8080').",
+            id="django_push.E014",
+        )
+        for problem in problems
+    ]
+
+
+def _check_guarded_hub(name: str) -> list[CheckMessage]:
+    """W004: the hub URL in ``name`` is one the network guard refuses (judged without DNS)."""
+    from yarl import URL
+
+    from django_push.guard import refusal
+
+    url = getattr(conf, name)
+    if not _is_http_url(url):
+        return []  # E001 / E101
+    reason = refusal(URL(url))
+    if reason is None:
+        return []
+    return [
+        Warning(
+            f"{name} {url!r} is refused by the network guard: {reason}.",
+            hint="Trust your own hub in PUSH_TRUSTED_DESTINATIONS (networks, host names, "
+            "host:port); the guard stays on for everything else. See the guard's page in "
+            "the docs.",
+            id="django_push.W004",
+        )
+    ]
 
 
 def check_hub_deployment(
@@ -466,27 +602,50 @@ def check_hub_deployment(
                 id="django_push.W105",
             )
         )
-    for alias in deferred_sqlite(settings.DATABASES):
-        warnings.append(
-            Warning(
-                f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE: hub "
-                "workers that claim work at the same time fail with 'database is locked'.",
-                hint='Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} (and WAL, see the '
-                "deployment guide), or use PostgreSQL.",
-                id="django_push.W106",
-            )
-        )
     return warnings
 
 
+def check_sqlite_transactions(
+    databases: dict[str, dict[str, Any]], *, hub: bool, database_queue: bool
+) -> list[CheckMessage]:
+    """W106: with the hub or the database queue, every SQLite file needs IMMEDIATE
+    transactions; else two writers (a worker and a web request) fail with "database is
+    locked" even in development."""
+    if not (hub or database_queue):
+        return []
+    return [
+        Warning(
+            f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE: workers and "
+            "requests that write at the same time fail with 'database is locked'.",
+            hint='Add "OPTIONS": {"transaction_mode": "IMMEDIATE"} (and WAL, see the '
+            "deployment guide), or use PostgreSQL.",
+            id="django_push.W106",
+        )
+        for alias in deferred_sqlite(databases)
+    ]
+
+
 def deferred_sqlite(databases: dict[str, dict[str, Any]]) -> list[str]:
-    """Aliases of the SQLite databases whose transactions are not ``IMMEDIATE``."""
+    """Aliases of the SQLite files whose transactions are not ``IMMEDIATE`` (an in-memory
+    database lives in one process: it has no second writer to meet)."""
     return [
         alias
         for alias, database in databases.items()
         if "sqlite" in str(database.get("ENGINE", ""))
+        and str(database.get("NAME", "")) not in ("", ":memory:")
+        and "mode=memory" not in str(database.get("NAME", ""))
         and str(database.get("OPTIONS", {}).get("transaction_mode", "")).upper() != "IMMEDIATE"
     ]
+
+
+def _uses_database_queue() -> bool:
+    from django_push.tasks import task_backends
+
+    try:
+        backend = task_backends[conf.PUSH_TASK_BACKEND]
+    except Exception:  # an unknown alias is reported when a task is enqueued
+        return False
+    return type(backend).__module__.startswith("django_tasks_db")
 
 
 def _runs_tasks_in_requests() -> bool:

@@ -125,19 +125,19 @@ class Settings:
     def PUSH_SUBSCRIBER_RECONCILE(self) -> int | None:
         """Seconds between two reconciliation polls of a topic; ``None`` (the default) turns
         reconciliation off, except for subscriptions with their own ``reconcile_seconds``."""
-        value: int | None = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE", None)  # E014
+        value: int | None = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE", None)  # E016
         return value
 
     @property
     def PUSH_SUBSCRIBER_RECONCILE_BATCH(self) -> int:
         """Subscriptions claimed and polled together, over one HTTP session."""
-        value: int = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE_BATCH", 500)  # E014
+        value: int = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE_BATCH", 500)  # E017
         return value
 
     @property
     def PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY(self) -> int:
         """Reconciliation GETs in flight at once within a batch."""
-        value: int = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY", 50)  # E014
+        value: int = getattr(settings, "PUSH_SUBSCRIBER_RECONCILE_CONCURRENCY", 50)  # E017
         return value
 
     @property
@@ -252,6 +252,13 @@ class Settings:
         return value
 
     @property
+    def PUSH_HEARTBEAT_INTERVAL(self) -> float | None:
+        """Seconds between two runs of the workers' heartbeat task; ``None`` (the default)
+        leaves it off, and the health view judges waiting work only (E108 checks it)."""
+        value: float | None = getattr(settings, "PUSH_HEARTBEAT_INTERVAL", None)
+        return value
+
+    @property
     def PUSH_HUB_DIRECT_PUBLISH(self) -> bool:
         """Accept content POSTed to the direct publish URL, signed with the shared secret."""
         return bool(getattr(settings, "PUSH_HUB_DIRECT_PUBLISH", False))
@@ -292,6 +299,13 @@ class Settings:
     def PUSH_ALLOWED_PORTS(self) -> Sequence[int]:
         """Ports outgoing requests may connect to while the guard is on (E008 checks it)."""
         value: Sequence[int] = getattr(settings, "PUSH_ALLOWED_PORTS", (80, 443))
+        return value
+
+    @property
+    def PUSH_TRUSTED_DESTINATIONS(self) -> Sequence[str]:
+        """Networks (CIDR) and host names, each with an optional ``:port``, that the guard
+        lets through while it stays on for everything else (E014 checks it)."""
+        value: Sequence[str] = getattr(settings, "PUSH_TRUSTED_DESTINATIONS", ())
         return value
 
 

@@ -18,8 +18,10 @@ class HubError(PushError):
         self.hub = hub
         self.status = status
         self.reason = reason
-        where = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"Hub {hub} answered {where}: {reason}")
+        if status is None:
+            super().__init__(f"Hub {hub} could not be reached: {reason}")
+        else:
+            super().__init__(f"Hub {hub} answered HTTP {status}: {reason}")
 
 
 class PingError(HubError):

@@ -5,14 +5,18 @@ type, so none of them may be aimed at the network they run in. Only globally rea
 addresses on allowed ports pass. The check runs on the host aiohttp really connects to, after
 its own normalisation (``127。0。0。1`` is ``127.0.0.1`` by then), and on every address a name
 resolves to, so neither a redirect, a Unicode dot nor a DNS answer gets around it.
-``PUSH_ALLOW_PRIVATE_ADDRESSES`` turns all of it off, for development and tests.
+``PUSH_TRUSTED_DESTINATIONS`` lets a site's own networks and hosts through while the guard
+stays on for everything else; ``PUSH_ALLOW_PRIVATE_ADDRESSES`` turns all of it off, for
+development and tests.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp.abc import ResolveResult
@@ -24,6 +28,7 @@ from yarl import URL
 from django_push.conf import conf
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # IPv6 ranges that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052) and the
 # deprecated IPv4-compatible form. IPv4-mapped and 6to4 have their own ipaddress properties.
@@ -41,6 +46,90 @@ NUMERIC_LABEL = re.compile(r"(?:[0-9]+|0x[0-9a-f]*)", re.IGNORECASE)
 
 class RefusedAddress(OSError):
     """The guard refused a host, an address or a port."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One entry of ``PUSH_TRUSTED_DESTINATIONS``: a network or a host name, and maybe a port.
+
+    Without a port, the entry trusts the address or name on ``PUSH_ALLOWED_PORTS`` only.
+    """
+
+    network: IPNetwork | None
+    name: str | None
+    port: int | None
+
+    def admits(self, host: str, address: IPAddress | None, port: int | None) -> bool:
+        """Whether this entry lets ``host`` (at ``address``) through on ``port``; a ``None``
+        port asks about the host alone."""
+        if port is not None:
+            on_port = port in conf.PUSH_ALLOWED_PORTS if self.port is None else port == self.port
+            if not on_port:
+                return False
+        if self.network is not None:
+            return address is not None and _in_network(address, self.network)
+        return host.rstrip(".").lower() == self.name
+
+
+def _in_network(address: IPAddress, network: IPNetwork) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and network.version == 4:
+        address = embedded_ipv4(address) or address
+    return address.version == network.version and address in network
+
+
+def parse_destination(entry: str) -> Destination:
+    """Read ``"10.0.0.0/8"``, ``"10.0.0.5:8080"``, ``"[fd00::1]:8080"``, ``"hub.internal"``
+    or ``"hub.internal:8080"``; raise ``ValueError`` for anything else."""
+    host, port = entry.strip(), None
+    if host.startswith("["):  # [IPv6] or [IPv6]:port or [IPv6/len]:port
+        inside, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{entry!r}: unbalanced brackets")
+        host, port = inside, _port(entry, rest[1:]) if rest else None
+    elif host.count(":") == 1:
+        host, _, number = host.partition(":")
+        port = _port(entry, number)
+    try:
+        return Destination(ipaddress.ip_network(host, strict=False), None, port)
+    except ValueError:
+        pass
+    name = host.rstrip(".").lower()
+    if not name or not re.fullmatch(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*", name):
+        raise ValueError(f"{entry!r} is neither a network nor a host name")
+    if NUMERIC_LABEL.fullmatch(name.rsplit(".", 1)[-1]):
+        raise ValueError(f"{entry!r} is not a canonical address")
+    return Destination(None, name, port)
+
+
+def _port(entry: str, number: str) -> int:
+    if not number.isdigit() or not 0 < int(number) < 65536:
+        raise ValueError(f"{entry!r}: {number!r} is not a port number")
+    return int(number)
+
+
+def trusted_destinations() -> tuple[Destination, ...]:
+    """``PUSH_TRUSTED_DESTINATIONS`` parsed (entries ``check`` reports as wrong are skipped)."""
+    entries: object = conf.PUSH_TRUSTED_DESTINATIONS
+    if not isinstance(entries, (list, tuple)):
+        return ()
+    return _parsed(tuple(entry for entry in entries if isinstance(entry, str)))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(entries: tuple[str, ...]) -> tuple[Destination, ...]:
+    destinations = []
+    for entry in entries:
+        try:
+            destinations.append(parse_destination(entry))
+        except ValueError:
+            continue  # E014
+    return tuple(destinations)
+
+
+def is_trusted(host: str, address: IPAddress | None, port: int | None) -> bool:
+    """Whether an entry of ``PUSH_TRUSTED_DESTINATIONS`` lets ``host`` (at ``address``,
+    when known) through on ``port``."""
+    return any(entry.admits(host, address, port) for entry in trusted_destinations())
 
 
 def enabled() -> bool:
@@ -107,14 +196,33 @@ def refusal(url: URL) -> str | None:
         literal = address_literal(host)
     except RefusedAddress as exc:
         return str(exc)
-    name = host.rstrip(".")
-    if literal is None and (name == "localhost" or name.endswith(".localhost")):
-        return f"host {name} is not a public address (a loopback name)"
-    if literal is not None and not is_public_address(str(literal)):
-        return f"{literal} is not a public address"
-    if url.port not in conf.PUSH_ALLOWED_PORTS:
-        return f"port {url.port} is not allowed (PUSH_ALLOWED_PORTS)"
+    name, port = host.rstrip("."), url.port
+    if is_trusted(name, literal, port):
+        return None
+    private = (literal is None and (name == "localhost" or name.endswith(".localhost"))) or (
+        literal is not None and not is_public_address(str(literal))
+    )
+    if private:
+        what = f"host {name}" if literal is None else str(literal)
+        if not any(entry.admits(name, literal, None) for entry in trusted_destinations()):
+            return f"{what} is not a public address (to trust it, {trust_hint(name, port)})"
+        if port in conf.PUSH_ALLOWED_PORTS:
+            hint = trust_hint(name, port)
+            return f"{what} is trusted on other ports only (to trust this one, {hint})"
+    if port not in conf.PUSH_ALLOWED_PORTS:
+        return (
+            f"port {port} is not allowed (add it to PUSH_ALLOWED_PORTS, or "
+            f"{trust_hint(name, port)} for this host only)"
+        )
     return None
+
+
+def trust_hint(host: str, port: int | None) -> str:
+    """How to let ``host`` through on ``port``: the entry to add to the allow-list."""
+    entry = f"[{host}]" if ":" in host else host
+    if port not in conf.PUSH_ALLOWED_PORTS:
+        entry = f"{entry}:{port}"
+    return f"add {entry!r} to PUSH_TRUSTED_DESTINATIONS"
 
 
 class GuardedResolver(ThreadedResolver):
@@ -129,9 +237,13 @@ class GuardedResolver(ThreadedResolver):
     ) -> list[ResolveResult]:
         results = await super().resolve(host, port, family)
         for result in results:
-            if not is_public_address(result["host"]):
+            address = result["host"]
+            if not is_public_address(address) and not is_trusted(
+                host, ipaddress.ip_address(address.split("%", 1)[0]), port
+            ):
                 raise RefusedAddress(
-                    f"{host} resolves to {result['host']}, which is not a public address"
+                    f"{host} resolves to {address}, which is not a public address "
+                    f"(to trust it, {trust_hint(host, port)})"
                 )
         return results
 

@@ -182,50 +182,79 @@ async def request(
     """
     own_session = session is None
     session = session or client_session(guard=guard)
-    kwargs: dict[str, Any] = {
-        "data": data,
-        "headers": dict(headers or {}),
-        "timeout": _timeout(timeout),
-        # Redirects are followed here, not by aiohttp, so every hop passes check_url().
-        "allow_redirects": False,
-    }
-    if auth is not None:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        kwargs["headers"]["Authorization"] = f"Basic {token}"
+    options = _options(data, headers, auth, timeout)
     try:
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url, guard=guard)
             target = _with_params(url, params)
-            async with session.request(method, target, **kwargs) as response:
-                status, location = response.status, response.headers.get("Location")
-                if location and (
-                    (status in (307, 308) and method == "POST")
-                    or (follow_redirects and status in REDIRECTS)
-                ):
-                    target_url = response.url.join(URL(location))
-                    if status == 303 or (status in (301, 302) and method == "POST"):
-                        method, kwargs["data"] = "GET", None
-                    if not same_origin(response.url, target_url):
-                        if kwargs["data"] is not None:
-                            raise FetchError(
-                                url,
-                                f"HTTP {status} to another origin ({target_url.origin()}): "
-                                "the request body is not sent there",
-                            )
-                        kwargs["headers"].pop("Authorization", None)  # credentials stay home
-                    url = str(target_url)
-                    params = None  # already part of the URL redirected from
-                    continue
-                body = await _read(response, max_bytes)
-                return Response(str(response.url), response.status, response.headers, body)
+            async with session.request(method, target, **options) as response:
+                hop = _next_hop(url, response, method, options, follow_redirects)
+                if hop is None:
+                    body = await _read(response, max_bytes)
+                    return Response(str(response.url), response.status, response.headers, body)
+            method, url = hop
+            params = None  # already part of the URL redirected from
         raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
     except TimeoutError as exc:
-        raise FetchError(url, f"no answer within {kwargs['timeout'].total} seconds") from exc
+        raise FetchError(url, f"no answer within {options['timeout'].total} seconds") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise _failure(url, exc) from exc
     finally:
         if own_session:
             await session.close()
+
+
+def _options(
+    data: FormData | bytes | None,
+    headers: Mapping[str, str] | None,
+    auth: Credentials,
+    timeout: float | None,
+) -> dict[str, Any]:
+    """aiohttp's keyword arguments for the first hop: body, headers with Basic credentials,
+    timeout; redirects are followed by :func:`request`, so every hop passes ``check_url()``."""
+    options: dict[str, Any] = {
+        "data": data,
+        "headers": dict(headers or {}),
+        "timeout": _timeout(timeout),
+        "allow_redirects": False,
+    }
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        options["headers"]["Authorization"] = f"Basic {token}"
+    return options
+
+
+def _next_hop(
+    url: str,
+    response: aiohttp.ClientResponse,
+    method: str,
+    options: dict[str, Any],
+    follow_redirects: bool,
+) -> tuple[str, str] | None:
+    """The ``(method, url)`` a redirect sends the request to, with ``options`` changed for it,
+    or ``None`` when ``response`` is the answer.
+
+    303 (and 301/302 after a POST) becomes a GET without body; a body is never resent to
+    another origin, and credentials stay with the origin that was given them.
+    """
+    status, location = response.status, response.headers.get("Location")
+    follows = (status in (307, 308) and method == "POST") or (
+        follow_redirects and status in REDIRECTS
+    )
+    if not (location and follows):
+        return None
+    target = response.url.join(URL(location))
+    if status == 303 or (status in (301, 302) and method == "POST"):
+        method, options["data"] = "GET", None
+    if not same_origin(response.url, target):
+        if options["data"] is not None:
+            raise FetchError(
+                url,
+                f"HTTP {status} to another origin ({target.origin()}): "
+                "the request body is not sent there",
+            )
+        options["headers"].pop("Authorization", None)
+    return method, str(target)
 
 
 def _failure(url: str, exc: BaseException) -> FetchError:

@@ -6,6 +6,8 @@ import datetime
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
+from django.utils.module_loading import import_string
+
 if TYPE_CHECKING or find_spec("django.tasks"):
     from django.tasks import Task, default_task_backend, task, task_backends
     from django.tasks.signals import task_enqueued
@@ -22,20 +24,22 @@ __all__ = ["Task", "default_task_backend", "enqueue", "task", "task_backends", "
 
 
 def enqueue(
-    task_obj: Task,  # type: ignore[type-arg]
+    task_obj: Task | str,  # type: ignore[type-arg]
     *args: Any,
     run_after: datetime.datetime | None = None,
     priority: int | None = None,
 ) -> bool:
-    """Enqueue ``task_obj`` on the ``PUSH_TASK_BACKEND`` backend; True if it was enqueued.
-    ``priority`` applies where the backend supports priorities.
+    """Enqueue ``task_obj`` (or the task at that dotted path) on the ``PUSH_TASK_BACKEND``
+    backend; True if it was enqueued. ``priority`` applies where the backend supports
+    priorities.
 
     With ``run_after`` on a backend that cannot defer tasks, nothing is enqueued: the
     work is left to whatever sweeps for it (the hub's sweeper, the renewal command).
     """
     from django_push.conf import conf
 
-    configured = task_obj.using(backend=conf.PUSH_TASK_BACKEND)
+    found: Task = import_string(task_obj) if isinstance(task_obj, str) else task_obj  # type: ignore[type-arg]
+    configured = found.using(backend=conf.PUSH_TASK_BACKEND)
     if run_after is not None:
         if not configured.get_backend().supports_defer:
             return False

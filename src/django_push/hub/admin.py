@@ -16,6 +16,14 @@ from django_push.hub.models import Content, Delivery, HubSubscription, Intent, P
 from django_push.hub.tasks import start_fanout
 
 
+class ManagedByHub:
+    """Rows the hub creates itself (verifications, publish requests, contents, deliveries):
+    no "Add" in the admin, where one would be a row no worker expects."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(HubSubscription)
 class HubSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["callback", "topic", "active", "expires_at", "last_delivery_at", "failures"]
@@ -39,7 +47,7 @@ class HubSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Intent)
-class IntentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class IntentAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["mode", "callback", "topic", "status", "reason", "created_at"]
     list_filter = ["status", "mode"]
     search_fields = ["callback", "topic"]
@@ -47,7 +55,7 @@ class IntentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Ping)
-class PingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PingAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = [
         "topic",
         "status",
@@ -63,7 +71,7 @@ class PingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Content)
-class ContentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ContentAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["topic", "content_type", "size", "fetched_at", "delivered", "pending", "failed"]
     search_fields = ["topic"]
     readonly_fields = ["topic", "content_type", "sha256", "hub_url", "fetched_at"]
@@ -98,7 +106,7 @@ class ContentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DeliveryAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = [
         "content",
         "subscription",

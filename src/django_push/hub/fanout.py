@@ -37,6 +37,7 @@ class Job:
     """One delivery to send, as plain values: no model instances on the hot path."""
 
     content_id: int
+    published_at: datetime.datetime  # when the content was stored, for the latency metric
     subscription_id: int
     callback: str
     secret: str
@@ -98,8 +99,10 @@ def _next_range(content_id: int, size: int) -> Batch | None:
     with transaction.atomic():
         if not _lock_open(content_id):
             return None
-        topic, cursor, upto = (
-            Content.objects.filter(pk=content_id).values_list("topic", "cursor", "upto").get()
+        topic, cursor, upto, published_at = (
+            Content.objects.filter(pk=content_id)
+            .values_list("topic", "cursor", "upto", "fetched_at")
+            .get()
         )
         rows = list(
             HubSubscription.objects.in_range(topic, cursor + 1, upto)
@@ -119,7 +122,7 @@ def _next_range(content_id: int, size: int) -> Batch | None:
             claim=token,
             claimed_until=claim_until(),
         )
-    jobs = [Job(content_id, pk, callback, secret) for pk, callback, secret in rows]
+    jobs = [Job(content_id, published_at, *row) for row in rows]
     return Batch(token, jobs, span.pk, content_id, more=last < upto)
 
 
@@ -141,11 +144,12 @@ def claim_range_again(token: str) -> Batch:
     ours = Span.objects.filter(claim=token, status=Span.Status.PENDING)
     if not ours.update(claimed_until=claim_until()):
         return NOTHING
-    pk, content_id, topic, first, last = ours.values_list(
-        "pk", "content_id", "content__topic", "first", "last"
+    pk, content_id, topic, published_at, first, last = ours.values_list(
+        "pk", "content_id", "content__topic", "content__fetched_at", "first", "last"
     ).get()
     rows = HubSubscription.objects.in_range(topic, first, last).order_by("pk")
-    jobs = [Job(content_id, *row) for row in rows.values_list("pk", "callback", "secret")]
+    values = rows.values_list("pk", "callback", "secret")
+    jobs = [Job(content_id, published_at, *row) for row in values]
     return Batch(token, jobs, pk, content_id)
 
 
@@ -172,7 +176,12 @@ def claim_retries(limit: int, token: str = "") -> Batch:
 
 def _retry_jobs(claimed: models.QuerySet[Delivery]) -> list[Job]:
     rows = claimed.order_by("pk").values_list(
-        "content_id", "subscription_id", "subscription__callback", "subscription__secret", "pk"
+        "content_id",
+        "content__fetched_at",
+        "subscription_id",
+        "subscription__callback",
+        "subscription__secret",
+        "pk",
     )
     return [Job(*row) for row in rows]
 

@@ -775,3 +775,7 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "")[:255]
     except ValueError:
         return ""
+
+
+# Defined in its own module; imported here so that Django registers it with the app.
+from django_push.hub.heartbeat import Heartbeat  # noqa: E402, F401

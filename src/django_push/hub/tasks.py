@@ -17,7 +17,7 @@ from django_push.conf import conf
 from django_push.tasks import enqueue, task
 
 if TYPE_CHECKING:
-    from django_push.hub.models import DeliveryQuerySet
+    from django_push.hub.models import DeliveryQuerySet, Ping
 
 logger = logging.getLogger("django_push.hub")
 
@@ -201,3 +201,35 @@ def sweep_task(reschedule: bool = True) -> list[int]:
         delay = datetime.timedelta(seconds=conf.PUSH_HUB_CLAIM_SECONDS)
         enqueue(sweep_task, True, run_after=timezone.now() + delay)
     return [expired, enqueued]
+
+
+def start_heartbeat() -> bool:
+    """Begin a new chain of heartbeats on ``PUSH_TASK_BACKEND`` (ending any other); True if
+    the first beat was enqueued."""
+    return enqueue(heartbeat_task, "")
+
+
+@task()
+def heartbeat_task(chain: str = "") -> bool:
+    """Record a beat (``hub.heartbeat``), then enqueue the next one
+    ``PUSH_HEARTBEAT_INTERVAL`` seconds on, if this task's chain goes on. Returns whether
+    it does."""
+    from django_push.hub.heartbeat import beat
+
+    token = beat(chain)
+    if not token:
+        return False
+    interval = datetime.timedelta(seconds=float(conf.PUSH_HEARTBEAT_INTERVAL or 0))
+    if not enqueue(heartbeat_task, token, run_after=timezone.now() + interval):
+        logger.warning(
+            "Task backend %r cannot defer tasks: the heartbeat is not rescheduled",
+            conf.PUSH_TASK_BACKEND,
+        )
+        return False
+    return True
+
+
+def start_publish(pings: list[Ping]) -> None:
+    """Enqueue the fetch of each of ``pings`` (the endpoint's publish requests)."""
+    for ping in pings:
+        enqueue(publish_task, ping.topic, ping.hub_url, ping.pk)

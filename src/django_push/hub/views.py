@@ -20,9 +20,8 @@ from django_push.conf import conf
 from django_push.hub import params
 from django_push.hub.intake import PublishRefused
 from django_push.hub.models import Intent, Ping
-from django_push.hub.tasks import publish_task, start_verification
+from django_push.hub.tasks import start_publish, start_verification
 from django_push.responses import plain_text
-from django_push.tasks import enqueue
 
 logger = logging.getLogger("django_push.hub")
 
@@ -63,11 +62,7 @@ class HubView(View):
             return plain_text(503, "This hub does not know its public URL (PUSH_HUB_URL)")
         pings = Ping.objects.receive(parsed.topics, hub_url)
 
-        def publish() -> None:
-            for ping in pings:
-                enqueue(publish_task, ping.topic, ping.hub_url, ping.pk)
-
-        transaction.on_commit(publish)
+        transaction.on_commit(lambda: start_publish(pings))
         return plain_text(202, f"Publishing {len(parsed.topics)} topic(s)")
 
     def subscription_request(self, parsed: params.SubscriptionRequest) -> HttpResponse:

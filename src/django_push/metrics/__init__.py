@@ -52,6 +52,7 @@ __all__ = [
     "gauge_source",
     "set_gauge_source",
     "timed_post",
+    "when_made",
 ]
 
 DeliveryOutcome = Literal["delivered", "retried", "gone", "gave_up", "superseded"]
@@ -177,7 +178,20 @@ def instruments() -> Instruments | None:
                 from django_push.metrics.collector import register_hub_collector
 
                 register_hub_collector()
+                for callback in _when_made:
+                    callback()
     return _instruments
+
+
+_when_made: list[Callable[[], object]] = []
+
+
+def when_made(callback: Callable[[], object]) -> None:
+    """Call ``callback`` once the instruments are made (now, if they are): how an app adds
+    collectors of its own (the hub's heartbeat) without this package importing it."""
+    _when_made.append(callback)
+    if _instruments is not None:
+        callback()
 
 
 # Hub -----------------------------------------------------------------------------------
@@ -221,7 +235,7 @@ async def _timed(sending: Awaitable[T]) -> T:
 
 class _Job(Protocol):
     @property
-    def content_id(self) -> int: ...
+    def published_at(self) -> datetime.datetime: ...
 
 
 class _Outcome(Protocol):
@@ -243,7 +257,7 @@ def count_deliveries(
     metrics = instruments()
     if metrics is None:
         return
-    delivered = [outcome.job.content_id for outcome in outcomes if outcome.ok]
+    delivered = [outcome.job.published_at for outcome in outcomes if outcome.ok]
     if delivered:
         metrics.deliveries["delivered"].inc(len(delivered))
         _observe_latency(metrics.latency, delivered, now)
@@ -264,25 +278,18 @@ def count_delivery(outcome: DeliveryOutcome, count: int = 1) -> None:
 
 
 def _observe_latency(
-    histogram: Histogram, contents: list[int], now: datetime.datetime | None
+    histogram: Histogram, published: list[datetime.datetime], now: datetime.datetime | None
 ) -> None:
     from django.utils import timezone
 
-    from django_push.hub.models import Content
-
     now = now or timezone.now()
-    # A batch holds one content, or a few: one small query by primary key.
-    fetched_at = dict(Content.objects.filter(pk__in=set(contents)).values_list("pk", "fetched_at"))
-    delivered: dict[int, int] = {}
-    for content in contents:
-        delivered[content] = delivered.get(content, 0) + 1
+    # A batch holds one content, or a few: one observation per content, counted.
+    delivered: dict[datetime.datetime, int] = {}
+    for at in published:
+        delivered[at] = delivered.get(at, 0) + 1
     observe_many(
         histogram,
-        [
-            (max(0.0, (now - fetched_at[content]).total_seconds()), count)
-            for content, count in delivered.items()
-            if content in fetched_at
-        ],
+        [(max(0.0, (now - at).total_seconds()), count) for at, count in delivered.items()],
     )
 
 

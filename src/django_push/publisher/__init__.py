@@ -13,9 +13,8 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from django_push import http, protocol
-from django_push.conf import conf
 from django_push.exceptions import FetchError, PingError
-from django_push.publisher.headers import hub_urls
+from django_push.publisher.headers import hub_urls, or_push_hub
 
 logger = logging.getLogger("django_push.publisher")
 
@@ -29,9 +28,7 @@ async def aping_hub(url: str, hub_url: str | None = None) -> http.Response:
     they read). Returns the hub's response on any 2xx; raises :class:`PingError` otherwise,
     naming the hub, the status and the hub's reason.
     """
-    hub = hub_url or conf.PUSH_HUB
-    if not hub:
-        raise ValueError("Specify hub_url or set the PUSH_HUB setting.")
+    hub = first_hub(hub_url)
     data = [
         (protocol.MODE, protocol.PUBLISH),
         (protocol.URL, url),
@@ -50,6 +47,19 @@ async def aping_hub(url: str, hub_url: str | None = None) -> http.Response:
     return response
 
 
+def hubs_to_ping(hub_url: str | Sequence[str] | None) -> list[str]:
+    """The hubs a ping goes to: ``hub_url``'s, else ``PUSH_HUB``'s; ``ValueError`` if none."""
+    hubs = hub_urls(or_push_hub(hub_url))
+    if not hubs:
+        raise ValueError("Specify hub_url or set the PUSH_HUB setting.")
+    return hubs
+
+
+def first_hub(hub_url: str | None) -> str:
+    """The one hub :func:`aping_hub` pings (see :func:`hubs_to_ping`)."""
+    return hubs_to_ping(hub_url)[0]
+
+
 def ping_hub(url: str, hub_url: str | None = None) -> http.Response:
     """Synchronous :func:`aping_hub`, with 1.1's signature."""
     return async_to_sync(aping_hub)(url, hub_url)
@@ -65,9 +75,7 @@ def publish_on_commit(
     advertises several hubs passes them all: each gets its own task (WebSub 4: every
     advertised hub is to be notified), so one hub that is down delays no other.
     """
-    hubs = hub_urls(hub_url) or hub_urls(conf.PUSH_HUB)
-    if not hubs:
-        raise ValueError("Specify hub_url or set the PUSH_HUB setting.")
+    hubs = hubs_to_ping(hub_url)
 
     def enqueue() -> None:
         from django_push.publisher.tasks import ping_hub_task

@@ -9,8 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.feedgenerator import Atom1Feed, Rss201rev2Feed, SyndicationFeed
 from django.utils.xmlutils import SimplerXMLGenerator
 
-from django_push.conf import conf
-from django_push.publisher.headers import add_link_headers, hub_urls
+from django_push.publisher.headers import add_link_headers, hub_urls, or_push_hub
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
@@ -47,7 +46,7 @@ class Feed(BaseFeed):  # type: ignore[type-arg]  # generic only in django-stubs
     def get_hub(self, obj: Any) -> str | None:
         """The hub URL the feed declares: the ``hub`` attribute, else ``PUSH_HUB``; override it to
         choose per object."""
-        return self.hub if self.hub is not None else conf.PUSH_HUB
+        return or_push_hub(self.hub)
 
     def feed_extra_kwargs(self, obj: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = super().feed_extra_kwargs(obj)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from django.http import HttpRequest, HttpResponseBase
 
@@ -18,6 +18,16 @@ def hub_urls(hubs: str | Iterable[Any] | None) -> list[str]:
     """``hubs`` as a list of URLs: one URL or several, empty ones dropped."""
     values = [hubs] if isinstance(hubs, str) else list(hubs or [])
     return [str(hub) for hub in values if hub]
+
+
+@overload
+def or_push_hub(hubs: str | None) -> str | None: ...
+@overload
+def or_push_hub(hubs: str | Iterable[str] | None) -> str | Iterable[str] | None: ...
+def or_push_hub(hubs: str | Iterable[str] | None) -> str | Iterable[str] | None:
+    """The publisher's rule "no hub given: use ``PUSH_HUB``", in one place: ``hubs`` when it
+    names a URL, else ``PUSH_HUB``. ``None``, ``""``, ``[]`` and ``[""]`` all name none."""
+    return hubs if hub_urls(hubs) else conf.PUSH_HUB
 
 
 def add_link_headers(
@@ -55,7 +65,7 @@ def hub_links(
             response = view(request, *args, **kwargs)
             return add_link_headers(
                 response,
-                hubs=hub if hub is not None else conf.PUSH_HUB,
+                hubs=or_push_hub(hub),
                 self_url=_self_url(request, self_url),
             )
 
@@ -71,7 +81,7 @@ class HubLinksMixin:
 
     def get_hub(self) -> str | Iterable[str] | None:
         """The hub URL (or URLs) to link: the ``hub`` attribute, else ``PUSH_HUB``."""
-        return self.hub if self.hub is not None else conf.PUSH_HUB
+        return or_push_hub(self.hub)
 
     def get_self_url(self, request: HttpRequest) -> str:
         """The topic's canonical URL for ``rel="self"``: by default the URL requested."""

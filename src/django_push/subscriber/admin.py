@@ -68,6 +68,28 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ["renew", "unsubscribe", "poll"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
+    # The hub decides whether a subscription is verified and when its lease ends: the add
+    # page asks only for hub and topic and subscribes; the change page edits nothing.
+    def get_fields(self, request: HttpRequest, obj: Subscription | None = None) -> Any:
+        return ["hub", "topic"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Subscription | None = None) -> Any:
+        return [] if obj is None else self.fields
+
+    def save_model(self, request: HttpRequest, obj: Subscription, form: Any, change: bool) -> None:
+        if change:
+            return  # nothing on the change page is editable
+        obj.pk = Subscription.objects.subscribe(obj.topic, hub=obj.hub).pk
+        obj.refresh_from_db()
+        self.message_user(
+            request,
+            _(
+                "The subscription request goes to the hub in the background; the hub's "
+                "verification marks the subscription verified."
+            ),
+            messages.INFO,
+        )
+
     @admin.display(description=_("topic"), ordering="topic")
     def short_topic(self, obj: Subscription) -> str:
         return obj.truncated_topic()

@@ -17,7 +17,7 @@ from django_push import http, protocol
 from django_push.conf import conf
 from django_push.dispatch import send_on_commit
 from django_push.exceptions import FetchError, HubError
-from django_push.subscriber import signals
+from django_push.subscriber import queue, signals
 from django_push.subscriber.capability import (
     MAX_TOKEN_LENGTH,
     TOKEN_PARAM,
@@ -137,14 +137,7 @@ class SubscriptionManager(models.Manager["Subscription"]):
             topic, hub = found.topic, found.hub
         with transaction.atomic(using=self.db):
             subscription, _created = self.select_for_update().get_or_create(hub=hub, topic=topic)
-
-        def enqueue() -> None:
-            from django_push.subscriber.tasks import subscribe_task
-            from django_push.tasks import enqueue
-
-            enqueue(subscribe_task, subscription.pk, lease_seconds)
-
-        transaction.on_commit(enqueue, using=self.db)
+        queue.on_commit(queue.SUBSCRIBE, subscription.pk, lease_seconds, using=self.db)
         return subscription
 
     async def asubscribe(
@@ -497,14 +490,8 @@ class Subscription(models.Model):
         verified = {"subscription": self, "lease_seconds": seconds}
         send_on_commit(signals.subscription_verified, Subscription, verified)
         if self.legacy_callback:
-            transaction.on_commit(self._enqueue_legacy_unsubscription)
+            queue.on_commit(queue.UNSUBSCRIBE_LEGACY, self.pk)
         return True
-
-    def _enqueue_legacy_unsubscription(self) -> None:
-        from django_push.subscriber.tasks import unsubscribe_legacy_task
-        from django_push.tasks import enqueue
-
-        enqueue(unsubscribe_legacy_task, self.pk)
 
     def confirm_unsubscription(self) -> bool:
         """The hub verified our pending unsubscription: the row goes (one DELETE)."""

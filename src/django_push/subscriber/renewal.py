@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 from django_push import protocol
 from django_push.exceptions import PushError
+from django_push.subscriber.capability import new_callback_token
 from django_push.subscriber.models import Subscription
 
 # Called after each request: the subscription, and the error if the request failed.
@@ -57,8 +58,6 @@ def renew_expiring(within: float | None = None, report: Report | None = None) ->
 
 def give_tokens_to_unverified_legacy_rows() -> int:
     """Unverified 1.1 rows receive nothing: they get a token without asking any hub."""
-    from django_push.subscriber.capability import new_callback_token
-
     rows = list(Subscription.objects.legacy().filter(verified=False, pending=""))
     for row in rows:
         row.callback_token = new_callback_token()

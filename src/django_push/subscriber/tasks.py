@@ -8,6 +8,8 @@ import logging
 from django.utils import timezone
 
 from django_push.conf import conf
+from django_push.subscriber import renewal
+from django_push.subscriber.models import Subscription
 from django_push.tasks import enqueue, task
 
 logger = logging.getLogger("django_push.subscriber")
@@ -16,8 +18,6 @@ logger = logging.getLogger("django_push.subscriber")
 @task()
 def subscribe_task(pk: int, lease_seconds: int | None = None) -> int | None:
     """Send the subscription request of row ``pk``; a refusal fails the task."""
-    from django_push.subscriber.models import Subscription
-
     subscription = Subscription.objects.filter(pk=pk).first()
     if subscription is None:
         logger.warning("Subscription %s vanished before its request was sent", pk)
@@ -27,8 +27,6 @@ def subscribe_task(pk: int, lease_seconds: int | None = None) -> int | None:
 
 @task()
 def unsubscribe_task(pk: int) -> int | None:
-    from django_push.subscriber.models import Subscription
-
     subscription = Subscription.objects.filter(pk=pk).first()
     if subscription is None:
         return None
@@ -38,8 +36,6 @@ def unsubscribe_task(pk: int) -> int | None:
 @task()
 def unsubscribe_legacy_task(pk: int) -> None:
     """Ask the hub to drop the 1.1 callback URL of row ``pk``, which moved to a tokened one."""
-    from django_push.subscriber.models import Subscription
-
     subscription = Subscription.objects.filter(pk=pk).first()
     if subscription is not None:
         subscription.unsubscribe_legacy()
@@ -50,9 +46,7 @@ def renew_expiring(within: float | None = None) -> tuple[int, int]:
 
     Returns ``(renewed, failed)``; failures are logged and kept in ``last_error``.
     """
-    from django_push.subscriber.renewal import renew_expiring as renew
-
-    return renew(within)
+    return renewal.renew_expiring(within)
 
 
 @task()

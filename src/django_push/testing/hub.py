@@ -246,7 +246,7 @@ class FakeHub:
                 "it received nothing (requests go out once the transaction commits: wrap "
                 "the call in captureOnCommitCallbacks(execute=True), or use "
                 "django_capture_on_commit_callbacks with pytest)"
-            )
+            ) + (queue_hint() if not timeout else "")
         raise AssertionError(f"the hub at {self.url} received no {what}; {summary}")
 
     # Topics for discovery ---------------------------------------------------------------
@@ -375,6 +375,33 @@ class FakeHub:
         parts = urlsplit(request.callback)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         return client.post(path, body, content_type=content_type, headers=headers)
+
+
+IMMEDIATE = "django.tasks.backends.immediate.ImmediateBackend"
+
+
+def queue_hint() -> str:
+    """Why a request may not have left at all: django-push's task backend is a queue that no
+    worker runs during the test (``""`` for the immediate backend)."""
+    from django.conf import settings
+
+    from django_push.conf import conf
+    from django_push.tasks import task_backends
+
+    alias = conf.PUSH_TASK_BACKEND
+    try:
+        backend = task_backends[alias]
+    except Exception:
+        return f"; and PUSH_TASK_BACKEND {alias!r} is not an alias in TASKS"
+    if any(kind.__name__ == "ImmediateBackend" for kind in type(backend).__mro__):
+        return ""
+    path = settings.TASKS.get(alias, {}).get("BACKEND", type(backend).__name__)
+    return (
+        f"; and django-push's requests are tasks for TASKS[{alias!r}], {path}, which no "
+        f'worker runs in this test: in the test settings, set TASKS = {{"{alias}": '
+        f'{{"BACKEND": "{IMMEDIATE}"}}}} (django_tasks.backends.immediate.ImmediateBackend '
+        "on Django 5.2), or give the assertion a timeout while a worker runs"
+    )
 
 
 def _split(callback: str) -> tuple[str, dict[str, str]]:

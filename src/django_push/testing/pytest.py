@@ -10,6 +10,7 @@ nothing to the pytest runs of projects that do not ask for it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,14 +34,16 @@ def push_hub(settings: Any, client: Any) -> Iterator[FakeHub]:
 
 
 @pytest.fixture
-def live_push_hub(live_server: Any, settings: Any) -> str:
+def live_push_hub(live_server: Any, settings: Any, request: Any) -> Iterator[str]:
     """The real ``django_push.hub`` of the site, on pytest-django's ``live_server``, as
     ``PUSH_HUB``; returns its URL.
 
     The site routes the hub (URL name ``push_hub``) and has the app installed. Callback
     URLs point at the live server, so the hub verifies and delivers to the site over
     HTTP, and the hub accepts topics of the live server only. With the immediate task
-    backend each step has run when the request that caused it returns.
+    backend each step has run when the request that caused it returns. When the hub
+    refuses or denies a subscription, a failing test's report shows why, in its
+    "django-push" section.
     """
     from django.apps import apps
 
@@ -59,7 +62,33 @@ def live_push_hub(live_server: Any, settings: Any) -> str:
         # Feeds build their absolute URLs (rel="self") from the current site.
         Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": host, "name": host})
         Site.objects.clear_cache()
-    return str(settings.PUSH_HUB)
+    with refusals_reported(request.node):
+        yield str(settings.PUSH_HUB)
+
+
+@contextlib.contextmanager
+def refusals_reported(item: pytest.Item) -> Iterator[None]:
+    """Add every refused or denied subscription request to ``item``'s report: a test that
+    asserts ``subscription.verified`` then fails saying what the hub answered."""
+    from django_push.subscriber.signals import subscription_denied, subscription_failed
+
+    def failed(subscription: Any, mode: str, status: int | None, text: str, **kw: Any) -> None:
+        answer = f"HTTP {status}" if status is not None else "no answer"
+        report(f"{mode} request for {subscription.topic} failed: {answer}: {text}")
+
+    def denied(subscription: Any, reason: str, **kwargs: Any) -> None:
+        report(f"the hub denied the subscription to {subscription.topic}: {reason or '-'}")
+
+    def report(line: str) -> None:
+        item.add_report_section("call", "django-push", line + "\n")
+
+    subscription_failed.connect(failed, weak=False)
+    subscription_denied.connect(denied, weak=False)
+    try:
+        yield
+    finally:
+        subscription_failed.disconnect(failed)
+        subscription_denied.disconnect(denied)
 
 
 def hub_path() -> str:

@@ -14,8 +14,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
-from django_push.conf import conf
-from django_push.publisher.headers import hub_urls
+from django_push.publisher.headers import hub_urls, or_push_hub
 
 register = template.Library()
 
@@ -33,7 +32,7 @@ def websub_links(
     request's absolute URL, as the ``Link`` headers of ``hub_links`` do. Without any hub
     only the self link is rendered: the page still names its canonical topic URL.
     """
-    hubs = conf.PUSH_HUB if hub is None or hub == "" else hub
+    hubs = or_push_hub(hub)
     links = [("hub", url) for url in hub_urls(hubs)]
     links.append(("self", self or _request_url(context)))
     return format_html_join("\n", '<link rel="{}" href="{}">', links)

@@ -6,8 +6,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from django_push.conf import conf
-from django_push.hub import health
+from django_push.hub import health, heartbeat
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
+
+# Deliveries by state in --json: the words printed (the status value "failed" is "gave up").
+JSON_NAMES = {Delivery.Status.FAILED.value: "gave_up"}
 
 
 class Command(BaseCommand):
@@ -41,18 +44,21 @@ class Command(BaseCommand):
             self.stdout.write(f"{label.ljust(width)}  {value}")
 
     def as_json(self, rows: list[tuple[str, int]], by_status: dict[str, int]) -> dict[str, Any]:
-        """The printed figures under snake_case keys (deliveries by status value), and the
-        health check with the backlog it judged."""
+        """The printed figures under snake_case keys (deliveries by state, named as printed:
+        ``gave_up``, not the status value ``failed``), and the health check with the backlog
+        it judged."""
         figures: dict[str, Any] = {
             label.replace(" ", "_"): value
             for label, value in rows
             if not label.startswith("deliveries ")
         }
         figures["deliveries"] = {
-            status.value: by_status.get(status.value, 0) for status in Delivery.Status
+            JSON_NAMES.get(status.value, status.value): by_status.get(status.value, 0)
+            for status in Delivery.Status
         }
         backlog = health.backlog()
         verdict = health.check(backlog)
+        beat = heartbeat.age()
         figures["health"] = {
             "status": verdict.status,
             "database": verdict.database,
@@ -64,5 +70,7 @@ class Command(BaseCommand):
                 "verifications": round(backlog.verifications, 3),
                 "publishes": round(backlog.publishes, 3),
             },
+            "heartbeat_interval_seconds": conf.PUSH_HEARTBEAT_INTERVAL,
+            "heartbeat_age_seconds": None if beat is None else round(beat, 3),
         }
         return figures
