@@ -128,6 +128,7 @@ def setup_django(db_path: Path) -> None:
         INSTALLED_APPS=["django.contrib.contenttypes", "django_push.hub"],
         USE_TZ=True,
         PUSH_HUB_ALLOW_PRIVATE_ADDRESSES=True,
+        PUSH_HUB_TOPICS=["http://publisher.test/"],
         LOGGING_CONFIG=None,
     )
     django.setup()

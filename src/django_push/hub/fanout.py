@@ -360,17 +360,29 @@ def record_range(batch: Batch, outcomes: list[Outcome]) -> None:
         _gone(gone)
         if failed:
             _owe_again(failed, now)
-        again = ok + [outcome.job.subscription_id for outcome in failed]
-        _count_superseded(Delivery.objects.filter(subscription_id__in=again).drop_obsolete())
+        if Delivery.objects.retrying():  # else nothing can be superseded: one indexed probe
+            again = ok + [outcome.job.subscription_id for outcome in failed]
+            _count_superseded(Delivery.objects.filter(subscription_id__in=again).drop_obsolete())
         Content(pk=batch.content_id).finish_if_done()
     metrics.count_deliveries(outcomes, len(gone), now)
 
 
 def _delivered(subscription_ids: list[int], now: datetime.datetime) -> None:
+    """Mark the subscriptions healthy again, and their last delivery, where it changes
+    something: a failure count to clear, or a last delivery older than
+    ``LAST_DELIVERY_PRECISION``. A topic published every minute does not rewrite every
+    subscription row at every publish."""
     if subscription_ids:
-        HubSubscription.objects.filter(pk__in=subscription_ids).update(
-            last_delivery_at=now, failures=0
-        )
+        stale = now - datetime.timedelta(seconds=LAST_DELIVERY_PRECISION)
+        HubSubscription.objects.filter(pk__in=subscription_ids).filter(
+            models.Q(failures__gt=0)
+            | models.Q(last_delivery_at__isnull=True)
+            | models.Q(last_delivery_at__lt=stale)
+        ).update(last_delivery_at=now, failures=0)
+
+
+# Seconds a subscription's ``last_delivery_at`` may lag behind its latest delivery.
+LAST_DELIVERY_PRECISION = 3600
 
 
 def _gone(subscription_ids: list[int]) -> None:

@@ -108,6 +108,7 @@ class HubSubscription(models.Model):
     expires_at = models.DateTimeField(_("lease ends"), db_index=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     verified_at = models.DateTimeField(_("last verified"), default=timezone.now)
+    # Updated at most once per fanout.LAST_DELIVERY_PRECISION (an hour) while all goes well.
     last_delivery_at = models.DateTimeField(_("last delivery"), null=True, blank=True)
     failures = models.PositiveIntegerField(_("failed attempts"), default=0)
 
@@ -662,6 +663,10 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         )
         retries = self.filter(status=Delivery.Status.PENDING, attempts__gt=0)
         return retries.filter(content__feed_diff__isnull=True).filter(models.Exists(newer))
+
+    def retrying(self) -> bool:
+        """Whether any delivery waits for a retry (the partial index of pending rows)."""
+        return self.filter(status=Delivery.Status.PENDING, attempts__gt=0).exists()
 
     def drop_obsolete(self) -> int:
         """Delete the obsolete ones of these; returns how many."""
