@@ -147,12 +147,47 @@ def test_stale_or_future_timestamp(live_server, server, topic, enabled, offset):
     nothing_happened(server)
 
 
-@pytest.mark.parametrize("stamp", ["soon", "9" * 5000, "-1e9"])
-def test_malformed_timestamp(live_server, server, topic, enabled, stamp):
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "soon",
+        "9" * 5000,
+        "-1e9",
+        "{now}          x",  # the age check read 20 characters, the signature all of them
+        "+{now}",
+        "1_{rest}",
+        "\u0661{rest}",  # an Arabic-Indic digit, which int() accepts
+    ],
+)
+def test_malformed_timestamp_is_a_400(live_server, server, topic, enabled, junk):
+    now = str(int(time.time()))
+    stamp = junk.format(now=now, rest=now[1:])
     headers = {**signed(topic), TIMESTAMP_HEADER: stamp}
-    status, _ = send(live_server, topic, b"<feed/>", headers)
-    assert status == 403
+    if stamp.isascii():  # http.client sends latin-1 only
+        status, text = send(live_server, topic, b"<feed/>", headers)
+    else:
+        status, text = send_raw(live_server, topic, headers)
+    assert (status, text) == (400, f"{TIMESTAMP_HEADER} must be Unix seconds")
     nothing_happened(server)
+
+
+def send_raw(live_server, topic, headers):
+    """The request written byte by byte, for header values that http.client refuses."""
+    import socket
+    import urllib.parse
+
+    host, port = live_server.url.removeprefix("http://").split(":")
+    query = urllib.parse.urlencode({"hub.topic": topic})
+    lines = [f"POST /hub/publish/?{query} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines += ["Content-Length: 7", "Connection: close", "", ""]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall("\r\n".join(lines).encode() + b"<feed/>")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, text = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), text.decode()
 
 
 def test_oversized_body(live_server, server, topic, enabled, settings):

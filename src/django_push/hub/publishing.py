@@ -112,20 +112,22 @@ def publish_headers(
 
 def check_signature(
     secret: str, timestamp: str, signature: str, topic: str, content_type: str, body: bytes
-) -> str:
-    """Why the request must be refused ("" when it is authentic, fresh and first seen)."""
+) -> None:
+    """Raise ``PublishRefused`` unless the request is authentic, fresh and first seen: 400
+    for a malformed timestamp, 403 for anything an attacker could try."""
     if not timestamp or not signature:
-        return f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
-    try:
-        age = abs(time.time() - int(timestamp[:20]))
-    except ValueError:
-        return f"{TIMESTAMP_HEADER} must be Unix seconds"
-    if age > MAX_AGE:
-        return f"{TIMESTAMP_HEADER} is more than {MAX_AGE} seconds away from the hub's clock"
-    expected = publish_headers(secret, topic, body, content_type, int(timestamp))
+        raise PublishRefused(f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required", 403)
+    # Parsed once, strictly: int() would also take spaces, underscores and other scripts' digits.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):
+        raise PublishRefused(f"{TIMESTAMP_HEADER} must be Unix seconds")
+    stamp = int(timestamp)
+    if abs(time.time() - stamp) > MAX_AGE:
+        raise PublishRefused(
+            f"{TIMESTAMP_HEADER} is more than {MAX_AGE} seconds away from the hub's clock", 403
+        )
+    expected = publish_headers(secret, topic, body, content_type, stamp)
     if not constant_time_compare(expected[SIGNATURE_HEADER], signature):
-        return "wrong signature"
+        raise PublishRefused("wrong signature", 403)
     # Once per signature: the cache entry outlives the window in which it would be valid.
     if not cache.add(f"django_push:publish:{signature[-64:]}", 1, timeout=2 * MAX_AGE + 1):
-        return "this request was received already"
-    return ""
+        raise PublishRefused("this request was received already", 403)

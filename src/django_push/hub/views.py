@@ -164,17 +164,18 @@ class PublishView(View):
             return plain_text(413, f"Content is larger than {limit} bytes")
         topic = request.GET.get(protocol.TOPIC, "")
         content_type = request.headers.get("Content-Type", "")
-        refusal = publishing.check_signature(
-            secret,
-            request.headers.get(publishing.TIMESTAMP_HEADER, ""),
-            request.headers.get(publishing.SIGNATURE_HEADER, ""),
-            topic,
-            content_type,
-            body,
-        )
-        if refusal:
-            logger.warning("Direct publish to %r refused: %s", topic, refusal)
-            return plain_text(403, refusal)
+        try:
+            publishing.check_signature(
+                secret,
+                request.headers.get(publishing.TIMESTAMP_HEADER, ""),
+                request.headers.get(publishing.SIGNATURE_HEADER, ""),
+                topic,
+                content_type,
+                body,
+            )
+        except publishing.PublishRefused as exc:
+            logger.warning("Direct publish to %r refused: %s", topic, exc)
+            return plain_text(exc.status, str(exc))
         try:
             params.check_public_url(topic, protocol.TOPIC)
             # The hub endpoint is this URL's parent, as both come from django_push.hub.urls.
