@@ -7,22 +7,27 @@ was stored or sent.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.db.models import F
+from django.utils import timezone
 
 from django_push import signatures
 from django_push.checks import check_hub_settings
-from django_push.hub.models import Content, Delivery
+from django_push.hub.models import Content, Delivery, UsedPublishSignature
 from django_push.hub.publishing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     PublishRefused,
     apublish_content,
+    prune_used_signatures,
     publish_content,
     publish_headers,
 )
@@ -136,6 +141,75 @@ def test_replayed_request(live_server, server, topic, enabled):
     assert (status, text) == (403, "this request was received already")
     assert not Content.objects.exists()
     assert len(server.requests) == posted
+
+
+def plain_bodies(server):
+    return [r.body for r in server.requests if r.method == "POST" and r.path == "/plain"]
+
+
+@pytest.mark.parametrize("other_process", ["has its own cache", "has no cache"])
+def test_replay_to_another_process_is_refused(
+    live_server, server, topic, enabled, settings, other_process
+):
+    now = int(time.time())
+    first, second = (
+        signed(topic, b"<feed>A</feed>", timestamp=now - 2),
+        signed(topic, b"<feed>B</feed>", timestamp=now - 1),
+    )
+    assert send(live_server, topic, b"<feed>A</feed>", first)[0] == 202
+    assert send(live_server, topic, b"<feed>B</feed>", second)[0] == 202
+    run_queued()
+    # What another process of the hub sees: a cache of its own (LocMemCache), or none.
+    if other_process == "has its own cache":
+        cache.clear()
+    else:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+
+    replayed = send(live_server, topic, b"<feed>B</feed>", second)
+    older = send(live_server, topic, b"<feed>A</feed>", first)
+    run_queued()
+
+    assert replayed == (403, "this request was received already")
+    assert older == (409, "a direct publish of this topic signed later was received")
+    assert plain_bodies(server) == [b"<feed>A</feed>", b"<feed>B</feed>"]
+    assert Content.objects.count() == 2
+
+
+def test_request_signed_before_the_newest_of_its_topic_is_refused(
+    live_server, server, topic, enabled
+):
+    now = int(time.time())
+    late = signed(topic, b"<feed>B</feed>", timestamp=now)
+    # Signed first, never sent: held back by whoever captured it, then sent after B.
+    early = signed(topic, b"<feed>A</feed>", timestamp=now - 5)
+    assert send(live_server, topic, b"<feed>B</feed>", late)[0] == 202
+
+    status, text = send(live_server, topic, b"<feed>A</feed>", early)
+    run_queued()
+
+    assert (status, text) == (409, "a direct publish of this topic signed later was received")
+    assert plain_bodies(server) == [b"<feed>B</feed>"]
+    # Same second, other body: a publisher may publish twice in a second.
+    same = signed(topic, b"<feed>C</feed>", timestamp=now)
+    assert send(live_server, topic, b"<feed>C</feed>", same)[0] == 202
+    # Other topics are not held back by this one.
+    other = topic.replace("/topic", "/other")
+    subscribe(topic.replace("/topic", "/plain2"), other)
+    assert send(live_server, other, b"<x/>", signed(other, b"<x/>", timestamp=now - 5))[0] == 202
+
+
+def test_prune_keeps_what_could_still_be_replayed(live_server, server, topic, enabled):
+    now = int(time.time())
+    old = signed(topic, b"<feed>A</feed>", timestamp=now - 250)
+    assert send(live_server, topic, b"<feed>A</feed>", old)[0] == 202
+    assert send(live_server, topic, b"<feed>B</feed>", signed(topic, b"<feed>B</feed>"))[0] == 202
+    later = timezone.now() + datetime.timedelta(days=1)
+
+    assert prune_used_signatures(later) == 0  # both are still inside the 300 s window
+    UsedPublishSignature.objects.update(signed_at=F("signed_at") - datetime.timedelta(seconds=100))
+    assert prune_used_signatures(later) == 1
+    assert prune_used_signatures(timezone.now() - datetime.timedelta(days=1)) == 0
+    assert UsedPublishSignature.objects.count() == 1
 
 
 @pytest.mark.parametrize("offset", [-330, 330])  # past the 300 s, whatever the delay
@@ -279,7 +353,7 @@ def test_unchanged_content_and_no_subscriber_store_nothing(live_server, server, 
     assert send(live_server, topic, b"<feed/>", signed(topic, timestamp=now))[0] == 202
     run_queued()
     posted = len(server.requests)
-    again = signed(topic, timestamp=now - 1)  # another request, the same content
+    again = signed(topic, timestamp=now + 1)  # another request, the same content
     status, text = send(live_server, topic, b"<feed/>", again)
     assert (status, text) == (200, "Nothing to deliver: no active subscriber, or unchanged")
     assert Content.objects.count() == 1

@@ -675,3 +675,31 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "")[:255]
     except ValueError:
         return ""
+
+
+class UsedPublishSignatureQuerySet(models.QuerySet["UsedPublishSignature"]):
+    def newer_than(self, topic: str, signed_at: datetime.datetime) -> Self:
+        """Direct publishes of ``topic`` signed after ``signed_at``."""
+        return self.filter(topic=topic, signed_at__gt=signed_at)
+
+    def signed_before(self, cutoff: datetime.datetime) -> Self:
+        return self.filter(signed_at__lt=cutoff)
+
+
+class UsedPublishSignature(models.Model):
+    """A direct publish the hub accepted. Its signature is spent, in every process (the
+    unique constraint), and a request of its topic signed earlier is refused."""
+
+    signature = models.CharField(_("signature"), max_length=64, unique=True)
+    topic = models.URLField(_("topic"), max_length=2048)
+    signed_at = models.DateTimeField(_("signed at"))
+
+    objects = UsedPublishSignatureQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("used publish signature")
+        verbose_name_plural = _("used publish signatures")
+        indexes = [models.Index(fields=["topic", "signed_at"], name="push_hub_usedsig_topic")]
+
+    def __str__(self) -> str:
+        return f"{self.topic} @ {self.signed_at:%Y-%m-%d %H:%M:%S}"

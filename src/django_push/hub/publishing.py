@@ -9,19 +9,20 @@ topic, the Content-Type and the body.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import logging
 import time
 
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from django_push.conf import conf
 from django_push.hub.distribution import store
-from django_push.hub.models import Content, HubSubscription
+from django_push.hub.models import Content, HubSubscription, UsedPublishSignature
 from django_push.hub.params import topic_allowed
 from django_push.urlnorm import decode_unreserved
 
@@ -30,7 +31,7 @@ logger = logging.getLogger("django_push.hub")
 TIMESTAMP_HEADER = "X-Hub-Publish-Timestamp"
 SIGNATURE_HEADER = "X-Hub-Publish-Signature"
 # Seconds a signed request stays valid, either side of the hub's clock; a signature is
-# accepted once within that window.
+# accepted once (UsedPublishSignature), and never after a later one of its topic.
 MAX_AGE = 300
 
 
@@ -128,6 +129,30 @@ def check_signature(
     expected = publish_headers(secret, topic, body, content_type, stamp)
     if not constant_time_compare(expected[SIGNATURE_HEADER], signature):
         raise PublishRefused("wrong signature", 403)
-    # Once per signature: the cache entry outlives the window in which it would be valid.
-    if not cache.add(f"django_push:publish:{signature[-64:]}", 1, timeout=2 * MAX_AGE + 1):
-        raise PublishRefused("this request was received already", 403)
+    spend(expected[SIGNATURE_HEADER].removeprefix("sha256="), topic, stamp)
+
+
+def spend(signature: str, topic: str, stamp: int) -> None:
+    """Record the signature in the database, which every process of the hub sees: a second
+    use, or a request signed before the newest one of its topic, is refused."""
+    topic = decode_unreserved(topic)
+    signed_at = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
+    try:
+        with transaction.atomic():
+            if UsedPublishSignature.objects.newer_than(topic, signed_at).exists():
+                later = "a direct publish of this topic signed later was received"
+                raise PublishRefused(later, 409)
+            UsedPublishSignature.objects.create(
+                signature=signature, topic=topic, signed_at=signed_at
+            )
+    except IntegrityError:
+        raise PublishRefused("this request was received already", 403) from None
+
+
+def prune_used_signatures(cutoff: datetime.datetime) -> int:
+    """Forget the signatures of direct publishes signed before ``cutoff`` (for the sweep);
+    returns how many. Those of the last ``MAX_AGE`` seconds are kept whatever ``cutoff``
+    says: they could still be replayed."""
+    keep = timezone.now() - datetime.timedelta(seconds=MAX_AGE + 1)
+    count, _ = UsedPublishSignature.objects.signed_before(min(cutoff, keep)).delete()
+    return count
