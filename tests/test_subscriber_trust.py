@@ -301,9 +301,32 @@ def test_body_over_data_upload_max_memory_size_is_413_naming_it(live_domain, set
     assert b"PUSH_MAX_BODY_SIZE" in body and b"10000" in body
 
 
-def test_pending_11_subscription_is_verified_at_its_old_url(live_domain, notifications):
-    # Migration 0003 marks 1.1's unverified rows as awaiting a subscribe verification, which
-    # the hub sends to the URL 1.1 gave it.
+def test_unverified_11_row_cannot_be_subscribed_at_an_attackers_hub(site, notifications):
+    # Migration 0003 marks 1.1's unverified rows as awaiting a subscribe verification; their
+    # URL is guessable. The attacker subscribes it at their own hub (here, this project's),
+    # without a secret, then publishes whatever they like.
+    topic = f"{site}/feed/"
+    legacy = Subscription.objects.create(
+        topic=topic, hub="http://hub.example.com/", pending="subscribe", callback_token=None
+    )
+    guessed = f"{site}/subscriber/{legacy.pk}/"
+    forged = urlencode(
+        {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": guessed}
+    ).encode()
+    assert fetch(f"{site}/hub/", forged)[0] == 202
+    wait_until(
+        lambda: Intent.objects.exclude(status="pending").exists(),
+        message="the forged intent to be decided",
+    )
+    intent = Intent.objects.get()
+    assert (intent.status, "404" in intent.reason) == (Intent.Status.FAILED, True)
+    legacy.refresh_from_db()
+    assert not legacy.verified and legacy.lease_expiration is None
+    assert fetch(guessed, b"forged")[0] == 410
+    assert notifications == []
+
+
+def test_tokenless_url_never_answers_a_subscribe_verification(live_domain, notifications):
     legacy = Subscription.objects.create(
         topic=TOPIC, hub="http://hub.example.com/", pending="subscribe", callback_token=None
     )
@@ -314,8 +337,11 @@ def test_pending_11_subscription_is_verified_at_its_old_url(live_domain, notific
         "hub.lease_seconds": "86400",
     }
     assert fetch(with_params(legacy.callback_url, token="guess", **verification))[0] == 404
-    assert fetch(with_params(legacy.callback_url, **verification)) == (200, b"c")
+    assert fetch(with_params(legacy.callback_url, **verification))[0] == 404
     legacy.refresh_from_db()
-    assert legacy.verified and legacy.callback_token is None  # it moves at its next renewal
-    assert fetch(legacy.callback_url, b"content")[0] == 200
-    assert len(notifications) == 1
+    assert not legacy.verified and legacy.pending == "subscribe"
+    # Its unsubscription, once asked for, is still answered there.
+    Subscription.objects.filter(pk=legacy.pk).update(verified=True, pending="unsubscribe")
+    unsubscribe = {**verification, "hub.mode": "unsubscribe"}
+    assert fetch(with_params(legacy.callback_url, **unsubscribe)) == (200, b"c")
+    assert not Subscription.objects.exists()

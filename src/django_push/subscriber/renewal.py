@@ -43,10 +43,12 @@ def send_each(
 
 def to_renew(within: float | None = None, *, legacy: bool = False) -> list[Subscription]:
     """Subscriptions whose lease must be renewed, soonest first; with ``legacy``, every
-    verified row still on a 1.1 callback URL too (its renewal moves it)."""
+    row still on a 1.1 callback URL that is verified or awaits a subscribe verification
+    too (the request moves it: its old URL no longer answers subscribe verifications)."""
     expiring = Subscription.objects.expiring(within)
     if legacy:
-        expiring = expiring | Subscription.objects.legacy().verified()
+        old = Subscription.objects.legacy()
+        expiring = expiring | old.verified() | old.filter(pending=Subscription.Pending.SUBSCRIBE)
     return list(expiring.order_by("lease_expiration", "pk"))
 
 
@@ -56,10 +58,11 @@ def renew_expiring(within: float | None = None, report: Report | None = None) ->
 
 
 def give_tokens_to_unverified_legacy_rows() -> int:
-    """Unverified 1.1 rows receive nothing: they get a token without asking any hub."""
+    """Every unverified 1.1 row left receives nothing: it gets a token without asking any
+    hub, so no URL of it is guessable."""
     from django_push.subscriber.capability import new_callback_token
 
-    rows = list(Subscription.objects.legacy().filter(verified=False, pending=""))
+    rows = list(Subscription.objects.legacy().filter(verified=False))
     for row in rows:
         row.callback_token = new_callback_token()
         row.save(update_fields=["callback_token"])

@@ -234,6 +234,11 @@ class CallbackView(View):
                 )
                 raise unknown()
             return
+        if mode == protocol.SUBSCRIBE and subscription.callback_token is None:
+            # Anyone can name a guessable 1.1 URL at their own hub; every subscription we ask
+            # for is made on a tokened URL (a 1.1 row gets its token before the request).
+            logger.info("Refused a subscribe verification on the 1.1 URL of %s", subscription.pk)
+            raise unknown()
         token = verification.params.get(protocol.VERIFY_TOKEN)
         if (
             subscription.verify_token
