@@ -236,6 +236,7 @@ def check_hub_settings(
         "PUSH_HUB_MAX_PUBLISH_URLS": True,
         "PUSH_HUB_MAX_PENDING_PER_HOST": True,
         "PUSH_HUB_MAX_PENDING": True,
+        "PUSH_HUB_VERIFY_TIMEOUT": False,
         "PUSH_HUB_HEALTH_MAX_AGE": True,
     }
     for name, integer in numbers.items():

@@ -216,6 +216,13 @@ class Settings:
         return value
 
     @property
+    def PUSH_HUB_VERIFY_TIMEOUT(self) -> float:
+        """Seconds the hub waits for a callback to answer a verification (at most
+        ``PUSH_TIMEOUT``)."""
+        value: float = getattr(settings, "PUSH_HUB_VERIFY_TIMEOUT", 5)  # E105 checks it
+        return value
+
+    @property
     def PUSH_HUB_MAX_PENDING(self) -> int:
         """Most verifications of intent pending at once in total; more get 429."""
         value: int = getattr(settings, "PUSH_HUB_MAX_PENDING", 5000)  # E105 checks it

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -204,11 +204,15 @@ class IntentQuerySet(ClaimableQuerySet["Intent"]):
             status=status, reason=reason, finished_at=timezone.now(), claimed_until=None
         )
 
-    def crowding(self, callback: str) -> str:
+    def crowding(self, callback: str, holds: Callable[[], bool] = lambda: False) -> str:
         """Why a new verification to ``callback`` must wait ("" when it need not): each one
-        is a GET the hub sends for a stranger, so their number is capped per callback host
-        (``PUSH_HUB_MAX_PENDING_PER_HOST``) and in total (``PUSH_HUB_MAX_PENDING``)."""
+        is a GET the hub sends for a stranger, so their number is capped per callback
+        registrable domain (``PUSH_HUB_MAX_PENDING_PER_HOST``) and in total
+        (``PUSH_HUB_MAX_PENDING``). ``holds()``, asked only when the total is reached, says
+        whether the request is about a pair the hub holds: a renewal or an unsubscription
+        is never refused by the total, which strangers can fill."""
         from django_push.conf import conf
+        from django_push.hub.domains import registrable_domain
 
         # This runs for every subscribe request: one statement for both counts, each
         # stopping at its cap, in SQL written once (compiling the ORM's filtered aggregate
@@ -221,11 +225,11 @@ class IntentQuerySet(ClaimableQuerySet["Intent"]):
             f" (SELECT COUNT(*) FROM ({pending} LIMIT %s) total)"
         )
         with connections[self.db].cursor() as cursor:
-            cursor.execute(sql, [host_of(callback), per_host, total])
+            cursor.execute(sql, [registrable_domain(callback), per_host, total])
             row = cursor.fetchone()
         if row[0] >= per_host:
-            return f"{per_host} pending verifications for this callback host already"
-        if row[1] >= total:
+            return f"{per_host} pending verifications for this callback domain already"
+        if row[1] >= total and not holds():
             return f"{total} pending verifications already"
         return ""
 
@@ -285,7 +289,10 @@ class Intent(models.Model):
         return f"{self.mode} {self.callback} → {self.topic}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.callback_host = host_of(self.callback)
+        from django_push.hub.domains import registrable_domain
+
+        # What the caps count (crowding()): the registrable domain, not the host name.
+        self.callback_host = registrable_domain(self.callback)
         super().save(*args, **kwargs)
 
 

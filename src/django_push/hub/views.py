@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_push import protocol
 from django_push.conf import conf
 from django_push.hub import params
-from django_push.hub.models import Intent, Ping
+from django_push.hub.models import HubSubscription, Intent, Ping
 from django_push.hub.tasks import publish_task, start_verification
 from django_push.responses import plain_text
 from django_push.tasks import enqueue
@@ -76,7 +76,10 @@ class HubView(View):
         ):
             logger.info("Unsubscribe of %s from %s: not subscribed", parsed.callback, parsed.topic)
             return plain_text(202, "unsubscribe request accepted; nothing to verify")
-        crowding = Intent.objects.crowding(parsed.callback)
+        pair = {"topic": parsed.topic, "callback": parsed.callback}
+        crowding = Intent.objects.crowding(
+            parsed.callback, lambda: HubSubscription.objects.active().filter(**pair).exists()
+        )
         if crowding:
             logger.warning("Deferred %s of %s: %s", parsed.mode, parsed.callback, crowding)
             response = plain_text(429, f"Try again later: {crowding}")
