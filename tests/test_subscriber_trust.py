@@ -345,3 +345,25 @@ def test_tokenless_url_never_answers_a_subscribe_verification(live_domain, notif
     unsubscribe = {**verification, "hub.mode": "unsubscribe"}
     assert fetch(with_params(legacy.callback_url, **unsubscribe)) == (200, b"c")
     assert not Subscription.objects.exists()
+
+
+def test_a_sites_own_route_with_more_url_arguments_works(live_server):
+    """1.1's ``CallbackView.get/post`` took ``*args, **kwargs``: a route with one more
+    argument than ``pk`` raised TypeError (a 500) once they did not."""
+    from django.urls import reverse
+
+    from tests.testapp.views import SiteCallback
+
+    SiteCallback.received.clear()
+    subscription = active(pending="subscribe", verified=False)
+    url = live_server.url + reverse("site_callback", args=["blog", subscription.pk])
+    url = with_params(url, token=subscription.callback_token)
+    verification = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": "86400",
+    }
+    assert fetch(with_params(url, **verification)) == (200, b"c")
+    assert fetch(url, b"news") == (200, b"")
+    assert SiteCallback.received == [("blog", b"news")]

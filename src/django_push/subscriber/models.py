@@ -49,7 +49,7 @@ class SubscriptionError(HubError):
         self.subscription = subscription
         self.response = response
         super().__init__(subscription.hub, response.status if response else None, message)
-        self.args = (message,)
+        self.args = (message, subscription, response)  # as 1.1 raised it
 
     def __str__(self) -> str:
         return self.reason

@@ -157,7 +157,9 @@ class CallbackView(View):
     subscription: Subscription
     links: list[dict[str, str]] | None = None
 
-    def get(self, request: HttpRequest, pk: int | str) -> HttpResponse:
+    # ``*args, **kwargs``: a site's own route may pass more URL arguments than ``pk``, as
+    # 1.1 allowed; they are in ``self.args`` and ``self.kwargs``.
+    def get(self, request: HttpRequest, pk: int | str, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             subscription, callback = self.find_subscription(request, pk, VERIFICATION_FIELDS)
             verification = Verification.read(request.GET)
@@ -166,7 +168,7 @@ class CallbackView(View):
         except Answer as answer:
             return answer.response
 
-    def post(self, request: HttpRequest, pk: int | str) -> HttpResponse:
+    def post(self, request: HttpRequest, pk: int | str, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             limit = BodyLimit.current()
             self.check_declared_length(request, limit)
