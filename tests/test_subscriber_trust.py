@@ -139,11 +139,13 @@ def test_guessed_urls_get_the_404_of_an_unknown_subscription(live_domain, notifi
     base = f"{live_domain.url}{path_of(subscription)}"
     url = base if token is None else with_params(base, token=token)
     unknown = f"{live_domain.url}/subscriber/{subscription.pk + 1000}/"
+    unknown = unknown if token is None else with_params(unknown, token=token)
     verification = {"hub.mode": "subscribe", "hub.topic": TOPIC, "hub.challenge": "c"}
     before = state(subscription)
 
     assert fetch(url, b"content") == fetch(unknown, b"content")
-    assert fetch(url, b"content")[0] == 404
+    # Content without a token: 410, so that a hub holding a dead 1.1 URL stops.
+    assert fetch(url, b"content")[0] == (410 if token is None else 404)
     assert fetch(with_params(url, **verification)) == fetch(with_params(unknown, **verification))
     assert fetch(with_params(url, **verification))[0] == 404
     assert notifications == []
@@ -157,8 +159,8 @@ def test_guesses_do_not_fill_the_logs(live_domain, caplog):
     subscription = active()
     base = f"{live_domain.url}{path_of(subscription)}"
     caplog.set_level("DEBUG")
-    for url in (base, with_params(base, token="wrong")):
-        assert fetch(url, b"content")[0] == 404
+    for url, status in ((base, 410), (with_params(base, token="wrong"), 404)):
+        assert fetch(url, b"content")[0] == status
     loud = [r for r in caplog.records if r.levelno >= 30]  # WARNING and above
     assert loud == []
     quiet = [
@@ -261,8 +263,8 @@ def test_legacy_row_moves_on_renewal_without_duplicate_deliveries(site, notifica
     assert notifications[1][2] == urlsplit(legacy.callback_url)._replace(
         scheme="", netloc=""
     ).geturl().removeprefix("//")
-    # The old URL is now as unknown as any guess.
-    assert fetch(old_callback, b"content")[0] == 404
+    # The old URL is now gone: 410, should a hub still hold it.
+    assert fetch(old_callback, b"content")[0] == 410
     assert len(notifications) == 2
 
 
@@ -367,3 +369,34 @@ def test_a_sites_own_route_with_more_url_arguments_works(live_server):
     assert fetch(with_params(url, **verification)) == (200, b"c")
     assert fetch(url, b"news") == (200, b"")
     assert SiteCallback.received == [("blog", b"news")]
+
+
+def test_hub_stops_delivering_to_a_row_the_upgrade_merged_away(site, notifications):
+    """Migration 0003 deletes duplicate (hub, topic) rows of 1.1; the hub still delivers to
+    their URLs until the answer there makes it stop."""
+    topic = f"{site}/feed/"
+    kept = Subscription.objects.create(
+        topic=topic,
+        hub=f"{site}/hub/",
+        verified=True,
+        lease_expiration=timezone.now() + datetime.timedelta(hours=2),
+        callback_token=None,
+    )
+    merged_away = f"{site}/subscriber/{kept.pk + 1000}/"
+    for callback in (f"{site}/subscriber/{kept.pk}/", merged_away):
+        HubSubscription.objects.create(
+            topic=topic,
+            callback=callback,
+            lease_seconds=7200,
+            expires_at=timezone.now() + datetime.timedelta(hours=2),
+        )
+    assert ping_hub(topic).status == 202
+    wait_until(lambda: len(notifications) == 1, message="the delivery to the kept row")
+    wait_until(
+        lambda: not HubSubscription.objects.filter(callback=merged_away).exists(),
+        timeout=10,
+        message="the hub to drop the merged row's URL",
+    )
+    assert list(HubSubscription.objects.values_list("callback", flat=True)) == [
+        f"{site}/subscriber/{kept.pk}/"
+    ]

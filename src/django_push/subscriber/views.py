@@ -172,7 +172,7 @@ class CallbackView(View):
         try:
             limit = BodyLimit.current()
             self.check_declared_length(request, limit)
-            subscription, callback = self.find_subscription(request, pk, CONTENT_FIELDS)
+            subscription, callback = self.find_content_target(request, pk)
             body = self.read_body(request, limit)
             self.check_content(request, subscription, callback, body)
             remembered = self.check_repeat(request, subscription, body)
@@ -212,6 +212,20 @@ class CallbackView(View):
         if callback is None:
             raise unknown()
         return subscription, callback
+
+    def find_content_target(
+        self, request: HttpRequest, pk: int | str
+    ) -> tuple[Subscription, Callback]:
+        """:meth:`find_subscription` for content: a URL without a token that reaches no row
+        gets 410, not 404. Only a hub still holding a 1.1 URL delivers there (a row merged
+        away by migration 0003, or moved and since dropped), and 410 makes it stop."""
+        try:
+            return self.find_subscription(request, pk, CONTENT_FIELDS)
+        except Answer:
+            if TOKEN_PARAM in request.GET:
+                raise
+            logger.info("Answered 410 to content for the 1.1 callback URL of %s", pk)
+            raise Answer(410, "No subscription at this URL") from None
 
     # Verifications of intent (5.3) and denials (5.2) ---------------------------------------
 
