@@ -108,3 +108,24 @@ def test_the_verification_timeout_never_exceeds_push_timeout(server, settings):
     assert time.monotonic() - started < 2
     intent.refresh_from_db()
     assert intent.status == Intent.Status.FAILED
+
+
+@pytest.mark.parametrize(
+    ("callback", "key"),
+    [
+        ("https://a.b.example.co.uk/cb", "example.co.uk"),
+        ("https://x.y.github.io/cb", "github.io"),  # ICANN rules: one service, one key
+        ("https://caf\u00e9.example.fr/", "example.fr"),
+        ("https://xn--caf-dma.example.fr/", "example.fr"),
+        ("https://Example.COM./cb", "example.com"),
+        ("http://[2001:db8::1]:8080/cb", "2001:db8::/64"),
+        ("http://[::ffff:192.0.2.1]/cb", "192.0.2.1"),
+        ("http://192.0.2.1/cb", "192.0.2.1"),
+        ("http://localhost:9/cb", "localhost"),
+        ("not a url", ""),
+    ],
+)
+def test_what_the_caps_count(callback, key):
+    from django_push.hub.domains import registrable_domain
+
+    assert registrable_domain(callback) == key

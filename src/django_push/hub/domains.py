@@ -40,6 +40,8 @@ def registrable_domain(url: str) -> str:
         address = ipaddress.ip_address(host)
     except ValueError:
         return (_suffixes().privatesuffix(host) or host)[:255]
-    if address.version == 6:
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
         return str(ipaddress.ip_network((address, 64), strict=False))
     return host
