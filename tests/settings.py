@@ -114,6 +114,8 @@ PUSH_HUB_FEED_DIFFS = os.environ.get("PUSH_TEST_FEED_DIFFS") == "1"
 # Tests run hubs and subscribers on 127.0.0.1 over plain HTTP.
 PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
 PUSH_TIMEOUT = 5
+# Tests of refusals want them at once; tests/test_subscriber_patience.py sets its own.
+PUSH_SUBSCRIBER_RETRY_HORIZON = 0
 SILENCED_SYSTEM_CHECKS = ["django_push.W101", "django_push.W002"]
 
 LOGGING = {

@@ -95,6 +95,15 @@ def check_subscriber_settings(
                 id="django_push.E006",
             )
         )
+    horizon: object = conf.PUSH_SUBSCRIBER_RETRY_HORIZON  # whatever the settings hold
+    if isinstance(horizon, bool) or not isinstance(horizon, int | float) or not horizon >= 0:
+        errors.append(
+            Error(
+                f"PUSH_SUBSCRIBER_RETRY_HORIZON must be a number of seconds, 0 or more, "
+                f"not {horizon!r}.",
+                id="django_push.E014",
+            )
+        )
     errors.extend(_check_lease_range())
     errors.extend(_check_duplicate_window())
     if conf.PUSH_INSECURE_SECRETS:

@@ -100,6 +100,13 @@ class Settings:
         return int(getattr(settings, "PUSH_RENEW_INTERVAL", 3600))
 
     @property
+    def PUSH_SUBSCRIBER_RETRY_HORIZON(self) -> float:
+        """Seconds during which a subscription request that met a busy or restarting hub is
+        sent again (``0``: never)."""
+        value: float = getattr(settings, "PUSH_SUBSCRIBER_RETRY_HORIZON", 90)  # E014 checks it
+        return value
+
+    @property
     def PUSH_SUBSCRIBER_LEASE_RANGE(self) -> tuple[int, int]:
         """``(shortest, longest)`` lease the subscriber stores from a hub's verification."""
         value: tuple[int, int] = getattr(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import email.utils
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -31,6 +33,25 @@ from django_push.subscriber.utils import (
 )
 
 logger = logging.getLogger("django_push.subscriber")
+
+# A hub that answers these may answer otherwise a little later: busy, or restarting.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Seconds before the first retry without Retry-After; doubled after each.
+RETRY_FIRST_DELAY = 0.5
+
+
+def retry_after(response: http.Response) -> float | None:
+    """The wait ``Retry-After`` asks for (delta-seconds or an HTTP date), if any."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value[:9])
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
 
 
 class SubscriptionError(HubError):
@@ -329,15 +350,46 @@ class Subscription(models.Model):
         return data
 
     async def _apost(self, mode: protocol.Mode, data: list[tuple[str, str]]) -> http.Response:
+        """POST the request; a busy or restarting hub (429, 5xx, a timeout, a refused
+        connection) is asked again with back-off, honouring ``Retry-After``, until
+        ``PUSH_SUBSCRIBER_RETRY_HORIZON`` has passed. The last answer is returned."""
         credentials = await sync_to_async(get_hub_credentials)(self.hub)
-        try:
-            return await http.post_form(self.hub, data, auth=credentials)
-        except FetchError as exc:
-            await self._arecord_failure(mode, None, f"Could not reach hub {self.hub}: {exc.reason}")
-            raise SubscriptionError(
-                f"Error during request to hub {self.hub} for topic {self.topic}: {exc.reason}",
-                self,
-            ) from exc
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + conf.PUSH_SUBSCRIBER_RETRY_HORIZON
+        delay = RETRY_FIRST_DELAY
+        while True:
+            error: FetchError | None = None
+            try:
+                response = await http.post_form(self.hub, data, auth=credentials)
+            except FetchError as exc:
+                if not http.is_transient(exc):
+                    await self._afail_unreachable(mode, exc)
+                wait, error, why = delay, exc, exc.reason
+            else:
+                if response.status not in RETRYABLE_STATUSES:
+                    return response
+                wait, error, why = retry_after(response) or delay, None, f"HTTP {response.status}"
+            if loop.time() + wait > give_up_at:
+                if error is not None:
+                    await self._afail_unreachable(mode, error)
+                return response
+            logger.info(
+                "Hub %s is busy for the %s of %s (%s); asking again in %.1f s",
+                self.hub,
+                mode,
+                self.topic,
+                why,
+                wait,
+            )
+            await asyncio.sleep(wait)
+            delay *= 2
+
+    async def _afail_unreachable(self, mode: protocol.Mode, exc: FetchError) -> NoReturn:
+        await self._arecord_failure(mode, None, f"Could not reach hub {self.hub}: {exc.reason}")
+        raise SubscriptionError(
+            f"Error during request to hub {self.hub} for topic {self.topic}: {exc.reason}",
+            self,
+        ) from exc
 
     async def _arecord_answer(
         self, mode: protocol.Mode, response: http.Response, lease_seconds: int | None
