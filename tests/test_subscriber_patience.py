@@ -4,6 +4,7 @@ timeout, a refused connection) is asked again with back-off, honouring ``Retry-A
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -137,3 +138,21 @@ def test_our_own_busy_hub_verifies_the_subscription_once_it_has_room(
     wait_until(lambda: Subscription.objects.get(pk=subscription.pk).verified, timeout=10)
     assert HubSubscription.objects.filter(callback=subscription.callback_url).exists()
     assert failures == []
+
+
+def test_a_renewal_run_goes_out_over_one_connection(server):
+    """Renewing N subscriptions opened N client sessions, so N connections to one hub."""
+    import datetime
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    server.default = Reply(202)
+    soon = timezone.now() + datetime.timedelta(minutes=5)
+    for n in range(3):
+        Subscription.objects.create(
+            topic=f"http://example.com/{n}", hub=server.url, verified=True, lease_expiration=soon
+        )
+    call_command("renew_subscriptions", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    assert len(server.requests) == 3
+    assert len({r.client for r in server.requests}) == 1

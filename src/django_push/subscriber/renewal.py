@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from django_push import protocol
+from asgiref.sync import async_to_sync, sync_to_async
+
+from django_push import http, protocol
 from django_push.exceptions import PushError
 from django_push.subscriber.models import Subscription
 
@@ -18,26 +20,34 @@ def send_each(
     mode: protocol.Mode = protocol.SUBSCRIBE,
     report: Report | None = None,
 ) -> tuple[int, int]:
-    """Send a ``mode`` request for each subscription in turn; returns ``(sent, failed)``.
+    """Send a ``mode`` request for each subscription in turn, over one client session;
+    returns ``(sent, failed)``.
 
     A failure is reported, counted and kept in ``last_error``, never raised, so one bad hub
     does not stop the others.
     """
+    return async_to_sync(_asend_each)(list(subscriptions), mode, report)
+
+
+async def _asend_each(
+    subscriptions: list[Subscription], mode: protocol.Mode, report: Report | None
+) -> tuple[int, int]:
     sent = failed = 0
-    for subscription in subscriptions:
-        error: PushError | None = None
-        try:
-            if mode == protocol.SUBSCRIBE:
-                subscription.subscribe()
+    async with http.client_session() as session:
+        for subscription in subscriptions:
+            error: PushError | None = None
+            try:
+                if mode == protocol.SUBSCRIBE:
+                    await subscription.asubscribe(session=session)
+                else:
+                    await subscription.aunsubscribe(session=session)
+            except PushError as exc:
+                error = exc
+                failed += 1
             else:
-                subscription.unsubscribe()
-        except PushError as exc:
-            error = exc
-            failed += 1
-        else:
-            sent += 1
-        if report is not None:
-            report(subscription, error)
+                sent += 1
+            if report is not None:
+                await sync_to_async(report)(subscription, error)
     return sent, failed
 
 
