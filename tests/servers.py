@@ -16,6 +16,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    client: tuple[str, int] = ("", 0)  # the sender's address and port: one per connection
 
     @property
     def form(self) -> dict[str, list[str]]:
@@ -55,7 +56,13 @@ class Server:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                received = Received(self.command, self.path, dict(self.headers.items()), body)
+                received = Received(
+                    self.command,
+                    self.path,
+                    dict(self.headers.items()),
+                    body,
+                    self.client_address[:2],
+                )
                 outer.requests.append(received)
                 reply = outer.replies.get(urlsplit(self.path).path, outer.default)
                 if callable(reply):

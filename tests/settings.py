@@ -116,6 +116,8 @@ PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
 PUSH_TIMEOUT = 5
 # Worker processes of the heartbeat test beat this often (seconds).
 PUSH_HEARTBEAT_INTERVAL = float(os.environ.get("PUSH_TEST_HEARTBEAT") or 0) or None
+# Tests of refusals want them at once; tests/test_subscriber_patience.py sets its own.
+PUSH_SUBSCRIBER_RETRY_HORIZON = 0
 SILENCED_SYSTEM_CHECKS = ["django_push.W101", "django_push.W002"]
 
 LOGGING = {

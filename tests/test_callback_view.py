@@ -346,10 +346,17 @@ def test_unverified_or_expired_subscription_gets_no_signal(client, received):
     assert received == []
 
 
-def test_unknown_callback_is_404(client, received):
-    assert (
-        client.post("/subscriber/424242/", data=b"x", content_type="text/plain").status_code == 404
-    )
+def test_unknown_callback_is_404_with_a_token_and_410_without(client, received):
+    def post(url):
+        return client.post(url, data=b"x", content_type="text/plain").status_code
+
+    assert post("/subscriber/424242/?token=guess") == 404
+    # Only a hub still holding a 1.1 URL delivers there: 410 makes it stop.
+    assert post("/subscriber/424242/") == 410
+    moved = active()  # its tokenless URL is gone too, once the hub dropped it
+    assert post(f"/subscriber/{moved.pk}/") == 410
+    assert post(f"/subscriber/{moved.pk}/?token=guess") == 404
+    assert received == []
 
 
 def test_body_over_limit_is_413_and_touches_nothing(client, received, settings):

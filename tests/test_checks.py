@@ -57,6 +57,18 @@ def test_e005_bad_lease_seconds(settings, value):
     assert ids(checks.check_subscriber_settings()) == ["django_push.E005"]
 
 
+@pytest.mark.parametrize("value", [-1, "30", None, True, float("nan")])
+def test_e014_bad_retry_horizon(settings, value):
+    settings.PUSH_SUBSCRIBER_RETRY_HORIZON = value
+    assert ids(checks.check_subscriber_settings()) == ["django_push.E018"]
+
+
+@pytest.mark.parametrize("value", [0, 0.5, 90])
+def test_retry_horizon_of_zero_or_more_seconds_is_fine(settings, value):
+    settings.PUSH_SUBSCRIBER_RETRY_HORIZON = value
+    assert ids(checks.check_subscriber_settings()) == []
+
+
 @pytest.mark.parametrize("value", [0, "abc", 1.5])
 def test_e006_bad_max_body_size(settings, value):
     settings.PUSH_MAX_BODY_SIZE = value

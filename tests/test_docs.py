@@ -272,7 +272,7 @@ def test_quickstart_subscribe_verify_and_receive(
     with caplog.at_level(logging.INFO, logger=example.__name__):
         assert (
             client.post("/subscriber/999999/", data=b"x", content_type="text/plain").status_code
-            == 404
+            == 410
         )
     assert [r for r in caplog.records if r.name == example.__name__] == []
     assert Subscription.objects.count() == 1

@@ -7,22 +7,27 @@ was stored or sent.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.db.models import F
+from django.utils import timezone
 
 from django_push import signatures
 from django_push.checks import check_hub_settings
-from django_push.hub.models import Content, Delivery
+from django_push.hub.models import Content, Delivery, UsedPublishSignature
 from django_push.hub.publishing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     PublishRefused,
     apublish_content,
+    prune_used_signatures,
     publish_content,
     publish_headers,
 )
@@ -138,6 +143,75 @@ def test_replayed_request(live_server, server, topic, enabled):
     assert len(server.requests) == posted
 
 
+def plain_bodies(server):
+    return [r.body for r in server.requests if r.method == "POST" and r.path == "/plain"]
+
+
+@pytest.mark.parametrize("other_process", ["has its own cache", "has no cache"])
+def test_replay_to_another_process_is_refused(
+    live_server, server, topic, enabled, settings, other_process
+):
+    now = int(time.time())
+    first, second = (
+        signed(topic, b"<feed>A</feed>", timestamp=now - 2),
+        signed(topic, b"<feed>B</feed>", timestamp=now - 1),
+    )
+    assert send(live_server, topic, b"<feed>A</feed>", first)[0] == 202
+    assert send(live_server, topic, b"<feed>B</feed>", second)[0] == 202
+    run_queued()
+    # What another process of the hub sees: a cache of its own (LocMemCache), or none.
+    if other_process == "has its own cache":
+        cache.clear()
+    else:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+
+    replayed = send(live_server, topic, b"<feed>B</feed>", second)
+    older = send(live_server, topic, b"<feed>A</feed>", first)
+    run_queued()
+
+    assert replayed == (403, "this request was received already")
+    assert older == (409, "a direct publish of this topic signed later was received")
+    assert plain_bodies(server) == [b"<feed>A</feed>", b"<feed>B</feed>"]
+    assert Content.objects.count() == 2
+
+
+def test_request_signed_before_the_newest_of_its_topic_is_refused(
+    live_server, server, topic, enabled
+):
+    now = int(time.time())
+    late = signed(topic, b"<feed>B</feed>", timestamp=now)
+    # Signed first, never sent: held back by whoever captured it, then sent after B.
+    early = signed(topic, b"<feed>A</feed>", timestamp=now - 5)
+    assert send(live_server, topic, b"<feed>B</feed>", late)[0] == 202
+
+    status, text = send(live_server, topic, b"<feed>A</feed>", early)
+    run_queued()
+
+    assert (status, text) == (409, "a direct publish of this topic signed later was received")
+    assert plain_bodies(server) == [b"<feed>B</feed>"]
+    # Same second, other body: a publisher may publish twice in a second.
+    same = signed(topic, b"<feed>C</feed>", timestamp=now)
+    assert send(live_server, topic, b"<feed>C</feed>", same)[0] == 202
+    # Other topics are not held back by this one.
+    other = topic.replace("/topic", "/other")
+    subscribe(topic.replace("/topic", "/plain2"), other)
+    assert send(live_server, other, b"<x/>", signed(other, b"<x/>", timestamp=now - 5))[0] == 202
+
+
+def test_prune_keeps_what_could_still_be_replayed(live_server, server, topic, enabled):
+    now = int(time.time())
+    old = signed(topic, b"<feed>A</feed>", timestamp=now - 250)
+    assert send(live_server, topic, b"<feed>A</feed>", old)[0] == 202
+    assert send(live_server, topic, b"<feed>B</feed>", signed(topic, b"<feed>B</feed>"))[0] == 202
+    later = timezone.now() + datetime.timedelta(days=1)
+
+    assert prune_used_signatures(later) == 0  # both are still inside the 300 s window
+    UsedPublishSignature.objects.update(signed_at=F("signed_at") - datetime.timedelta(seconds=100))
+    assert prune_used_signatures(later) == 1
+    assert prune_used_signatures(timezone.now() - datetime.timedelta(days=1)) == 0
+    assert UsedPublishSignature.objects.count() == 1
+
+
 @pytest.mark.parametrize("offset", [-330, 330])  # past the 300 s, whatever the delay
 def test_stale_or_future_timestamp(live_server, server, topic, enabled, offset):
     headers = signed(topic, timestamp=int(time.time()) + offset)
@@ -147,12 +221,47 @@ def test_stale_or_future_timestamp(live_server, server, topic, enabled, offset):
     nothing_happened(server)
 
 
-@pytest.mark.parametrize("stamp", ["soon", "9" * 5000, "-1e9"])
-def test_malformed_timestamp(live_server, server, topic, enabled, stamp):
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "soon",
+        "9" * 5000,
+        "-1e9",
+        "{now}          x",  # the age check read 20 characters, the signature all of them
+        "+{now}",
+        "1_{rest}",
+        "\u0661{rest}",  # an Arabic-Indic digit, which int() accepts
+    ],
+)
+def test_malformed_timestamp_is_a_400(live_server, server, topic, enabled, junk):
+    now = str(int(time.time()))
+    stamp = junk.format(now=now, rest=now[1:])
     headers = {**signed(topic), TIMESTAMP_HEADER: stamp}
-    status, _ = send(live_server, topic, b"<feed/>", headers)
-    assert status == 403
+    if stamp.isascii():  # http.client sends latin-1 only
+        status, text = send(live_server, topic, b"<feed/>", headers)
+    else:
+        status, text = send_raw(live_server, topic, headers)
+    assert (status, text) == (400, f"{TIMESTAMP_HEADER} must be Unix seconds")
     nothing_happened(server)
+
+
+def send_raw(live_server, topic, headers):
+    """The request written byte by byte, for header values that http.client refuses."""
+    import socket
+    import urllib.parse
+
+    host, port = live_server.url.removeprefix("http://").split(":")
+    query = urllib.parse.urlencode({"hub.topic": topic})
+    lines = [f"POST /hub/publish/?{query} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines += ["Content-Length: 7", "Connection: close", "", ""]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall("\r\n".join(lines).encode() + b"<feed/>")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, text = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), text.decode()
 
 
 def test_oversized_body(live_server, server, topic, enabled, settings):
@@ -244,7 +353,7 @@ def test_unchanged_content_and_no_subscriber_store_nothing(live_server, server, 
     assert send(live_server, topic, b"<feed/>", signed(topic, timestamp=now))[0] == 202
     run_queued()
     posted = len(server.requests)
-    again = signed(topic, timestamp=now - 1)  # another request, the same content
+    again = signed(topic, timestamp=now + 1)  # another request, the same content
     status, text = send(live_server, topic, b"<feed/>", again)
     assert (status, text) == (200, "Nothing to deliver: no active subscriber, or unchanged")
     assert Content.objects.count() == 1

@@ -333,3 +333,43 @@ def test_end_to_end_our_subscriber_gets_only_new_entries(feed_diffs, site, serve
     assert len(titles(received[0])) == 2
     assert titles(received[1]) == [titles(feeds.atom([3]))[0]]
     assert Ping.objects.filter(status=Ping.Status.FETCHED).count() == 2
+
+
+def deep_entry_feed(depth=5000):
+    """An Atom feed whose one entry, with no id nor link, nests ``depth`` elements."""
+    nested = b"<x>" * depth + b"deep" + b"</x>" * depth
+    return (
+        b'<?xml version="1.0" encoding="utf-8"?>\n'
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>Deep</title>\n'
+        b"<entry><title>deep</title><content>" + nested + b"</content></entry>\n</feed>\n"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("hub_queue")
+def test_a_diff_that_fails_delivers_the_whole_feed(live_server, server, settings):
+    """A ping over HTTP to the live hub; the entry's hash used to raise RecursionError
+    outside the diff's try, and the ping stayed pending, re-run forever."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    settings.PUSH_HUB_FEED_DIFFS = True
+    settings.PUSH_HUB_URL = HUB_URL
+    topic = server.url + "/topic"
+    subscribe(server.url + "/cb", topic)
+    publish(server, feeds.atom([1]), feeds.ATOM_TYPE)
+    deep = deep_entry_feed()
+    server.replies["/topic"] = Reply(200, deep, {"Content-Type": feeds.ATOM_TYPE})
+    ping = urlencode({"hub.mode": "publish", "hub.url": topic}).encode()
+    try:
+        with urllib.request.urlopen(f"{live_server.url}/hub/", data=ping, timeout=30) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    run_queued()
+    assert status == 202
+    wait_until(lambda: len(delivered(server)) == 2, message="the whole feed delivered")
+    assert delivered(server)[-1].body == deep
+    assert Ping.objects.latest("pk").status == Ping.Status.FETCHED
+    assert Content.objects.latest_of(topic).feed_diff is None

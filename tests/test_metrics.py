@@ -167,7 +167,7 @@ def test_subscriber_notification_outcomes_over_http(live_server, metered, settin
     assert post(signed.callback_url, **{"X-Hub-Signature": good}) == 200
     assert post(signed.callback_url, **{"X-Hub-Signature": "sha256=" + "0" * 64}) == 200
     assert post(signed.callback_url) == 400  # no signature although a secret exists
-    assert post(live_server.url + "/subscriber/999999/") == 404
+    assert post(live_server.url + "/subscriber/999999/") == 410  # gone: a dead 1.1 URL
     assert post(live_server.url + f"/subscriber/{moved.pk}/") == 200  # its 1.1 URL
     after = scrape(live_server)
     name = "django_push_subscriber_notifications_total"

@@ -107,3 +107,24 @@ def test_no_pending_migrations_with_big_auto_field(settings):
     out = io.StringIO()
     call_command("makemigrations", "subscriber", "push_hub", check=True, dry_run=True, stdout=out)
     assert "No changes detected" in out.getvalue()
+
+
+def test_rollback_to_11_keeps_the_rows_in_11s_table(at_11_schema):
+    """docs/upgrading.rst's rollback: ``migrate subscriber 0001`` leaves 1.1's columns and
+    the rows (the merged duplicates stay merged)."""
+    call_command("migrate", "subscriber", verbosity=0)
+    call_command("migrate", "subscriber", "0001", verbosity=0)
+    with connection.cursor() as cursor:
+        columns = {
+            column.name
+            for column in connection.introspection.get_table_description(
+                cursor, "subscriber_subscription"
+            )
+        }
+        cursor.execute("SELECT hub, topic, verified, secret FROM subscriber_subscription")
+        rows = sorted(cursor.fetchall())
+    assert columns == {
+        *("id", "hub", "topic", "verified", "verify_token", "lease_expiration", "secret")
+    }
+    assert len(rows) == 5
+    assert ("http://hub/", "http://a/", True, "s1") in [(h, t, bool(v), s) for h, t, v, s in rows]

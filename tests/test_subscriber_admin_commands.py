@@ -192,6 +192,47 @@ def test_renew_command_legacy_moves_every_11_row(server):
     assert not Subscription.objects.legacy().exists()
 
 
+def test_renew_command_legacy_moves_unverified_rows_as_the_migration_leaves_them(
+    server, live_domain
+):
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    def get(url, **params):
+        try:
+            with urllib.request.urlopen(f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"):
+                return 200
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    server.default = Reply(202)
+    # Migration 0003 marks 1.1's unverified rows as awaiting a subscribe verification.
+    pending = Subscription.objects.create(
+        topic="http://example.com/pending", hub=server.url, pending="subscribe", callback_token=None
+    )
+    asked = Subscription.objects.create(  # unsubscribed by 2.0 before the move
+        topic="http://example.com/asked", hub=server.url, pending="unsubscribe", callback_token=None
+    )
+    old_url = pending.callback_url
+    out = io.StringIO()
+    call_command("renew_subscriptions", "--legacy", stdout=out)
+    assert "1 subscription(s) to renew." in out.getvalue()
+    assert "1 unverified 1.1 subscription(s) given a token." in out.getvalue()
+    assert not Subscription.objects.legacy().exists()
+    pending.refresh_from_db()
+    asked.refresh_from_db()
+    assert asked.callback_token
+    [request] = server.requests
+    assert request.form["hub.callback"] == [pending.callback_url] != [old_url]
+
+    verification = {"hub.mode": "subscribe", "hub.topic": pending.topic, "hub.challenge": "c"}
+    assert get(old_url, **verification, **{"hub.lease_seconds": "60"}) == 404
+    assert get(pending.callback_url, **verification, **{"hub.lease_seconds": "86400"}) == 200
+    pending.refresh_from_db()
+    assert pending.verified and pending.lease_seconds == 86400
+
+
 def test_unsubscribing_a_row_in_the_middle_of_its_move_drops_both_urls(server):
     server.default = Reply(202)
     moving = Subscription.objects.create(

@@ -139,6 +139,10 @@ def test_hub_error_raises_with_hub_text_and_is_recorded(server, caplog):
     assert error.subscription == sub
     assert error.response is not None and error.response.status_code == 400
     assert "hub.topic is not allowed here" in str(error)
+    # As 1.1 raised it: SubscriptionError(message, subscription, response).
+    assert error.args == (str(error), sub, error.response)
+    _message, subscription, response = error.args
+    assert (subscription, response.status_code) == (sub, 400)
     sub.refresh_from_db()
     assert sub.pending == ""
     assert "hub.topic is not allowed here" in sub.last_error
@@ -190,6 +194,7 @@ def test_unreachable_hub_is_a_subscription_error(unused_tcp_port):
         sub.subscribe()
     assert info.value.status is None
     assert info.value.response is None
+    assert info.value.args == (str(info.value), sub, None)
 
 
 def test_subscribe_inside_atomic_waits_for_commit(server, django_capture_on_commit_callbacks):

@@ -139,11 +139,13 @@ def test_guessed_urls_get_the_404_of_an_unknown_subscription(live_domain, notifi
     base = f"{live_domain.url}{path_of(subscription)}"
     url = base if token is None else with_params(base, token=token)
     unknown = f"{live_domain.url}/subscriber/{subscription.pk + 1000}/"
+    unknown = unknown if token is None else with_params(unknown, token=token)
     verification = {"hub.mode": "subscribe", "hub.topic": TOPIC, "hub.challenge": "c"}
     before = state(subscription)
 
     assert fetch(url, b"content") == fetch(unknown, b"content")
-    assert fetch(url, b"content")[0] == 404
+    # Content without a token: 410, so that a hub holding a dead 1.1 URL stops.
+    assert fetch(url, b"content")[0] == (410 if token is None else 404)
     assert fetch(with_params(url, **verification)) == fetch(with_params(unknown, **verification))
     assert fetch(with_params(url, **verification))[0] == 404
     assert notifications == []
@@ -157,8 +159,8 @@ def test_guesses_do_not_fill_the_logs(live_domain, caplog):
     subscription = active()
     base = f"{live_domain.url}{path_of(subscription)}"
     caplog.set_level("DEBUG")
-    for url in (base, with_params(base, token="wrong")):
-        assert fetch(url, b"content")[0] == 404
+    for url, status in ((base, 410), (with_params(base, token="wrong"), 404)):
+        assert fetch(url, b"content")[0] == status
     loud = [r for r in caplog.records if r.levelno >= 30]  # WARNING and above
     assert loud == []
     quiet = [
@@ -261,8 +263,8 @@ def test_legacy_row_moves_on_renewal_without_duplicate_deliveries(site, notifica
     assert notifications[1][2] == urlsplit(legacy.callback_url)._replace(
         scheme="", netloc=""
     ).geturl().removeprefix("//")
-    # The old URL is now as unknown as any guess.
-    assert fetch(old_callback, b"content")[0] == 404
+    # The old URL is now gone: 410, should a hub still hold it.
+    assert fetch(old_callback, b"content")[0] == 410
     assert len(notifications) == 2
 
 
@@ -301,9 +303,32 @@ def test_body_over_data_upload_max_memory_size_is_413_naming_it(live_domain, set
     assert b"PUSH_MAX_BODY_SIZE" in body and b"10000" in body
 
 
-def test_pending_11_subscription_is_verified_at_its_old_url(live_domain, notifications):
-    # Migration 0003 marks 1.1's unverified rows as awaiting a subscribe verification, which
-    # the hub sends to the URL 1.1 gave it.
+def test_unverified_11_row_cannot_be_subscribed_at_an_attackers_hub(site, notifications):
+    # Migration 0003 marks 1.1's unverified rows as awaiting a subscribe verification; their
+    # URL is guessable. The attacker subscribes it at their own hub (here, this project's),
+    # without a secret, then publishes whatever they like.
+    topic = f"{site}/feed/"
+    legacy = Subscription.objects.create(
+        topic=topic, hub="http://hub.example.com/", pending="subscribe", callback_token=None
+    )
+    guessed = f"{site}/subscriber/{legacy.pk}/"
+    forged = urlencode(
+        {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": guessed}
+    ).encode()
+    assert fetch(f"{site}/hub/", forged)[0] == 202
+    wait_until(
+        lambda: Intent.objects.exclude(status="pending").exists(),
+        message="the forged intent to be decided",
+    )
+    intent = Intent.objects.get()
+    assert (intent.status, "404" in intent.reason) == (Intent.Status.FAILED, True)
+    legacy.refresh_from_db()
+    assert not legacy.verified and legacy.lease_expiration is None
+    assert fetch(guessed, b"forged")[0] == 410
+    assert notifications == []
+
+
+def test_tokenless_url_never_answers_a_subscribe_verification(live_domain, notifications):
     legacy = Subscription.objects.create(
         topic=TOPIC, hub="http://hub.example.com/", pending="subscribe", callback_token=None
     )
@@ -314,8 +339,64 @@ def test_pending_11_subscription_is_verified_at_its_old_url(live_domain, notific
         "hub.lease_seconds": "86400",
     }
     assert fetch(with_params(legacy.callback_url, token="guess", **verification))[0] == 404
-    assert fetch(with_params(legacy.callback_url, **verification)) == (200, b"c")
+    assert fetch(with_params(legacy.callback_url, **verification))[0] == 404
     legacy.refresh_from_db()
-    assert legacy.verified and legacy.callback_token is None  # it moves at its next renewal
-    assert fetch(legacy.callback_url, b"content")[0] == 200
-    assert len(notifications) == 1
+    assert not legacy.verified and legacy.pending == "subscribe"
+    # Its unsubscription, once asked for, is still answered there.
+    Subscription.objects.filter(pk=legacy.pk).update(verified=True, pending="unsubscribe")
+    unsubscribe = {**verification, "hub.mode": "unsubscribe"}
+    assert fetch(with_params(legacy.callback_url, **unsubscribe)) == (200, b"c")
+    assert not Subscription.objects.exists()
+
+
+def test_a_sites_own_route_with_more_url_arguments_works(live_server):
+    """1.1's ``CallbackView.get/post`` took ``*args, **kwargs``: a route with one more
+    argument than ``pk`` raised TypeError (a 500) once they did not."""
+    from django.urls import reverse
+
+    from tests.testapp.views import SiteCallback
+
+    SiteCallback.received.clear()
+    subscription = active(pending="subscribe", verified=False)
+    url = live_server.url + reverse("site_callback", args=["blog", subscription.pk])
+    url = with_params(url, token=subscription.callback_token)
+    verification = {
+        "hub.mode": "subscribe",
+        "hub.topic": TOPIC,
+        "hub.challenge": "c",
+        "hub.lease_seconds": "86400",
+    }
+    assert fetch(with_params(url, **verification)) == (200, b"c")
+    assert fetch(url, b"news") == (200, b"")
+    assert SiteCallback.received == [("blog", b"news")]
+
+
+def test_hub_stops_delivering_to_a_row_the_upgrade_merged_away(site, notifications):
+    """Migration 0003 deletes duplicate (hub, topic) rows of 1.1; the hub still delivers to
+    their URLs until the answer there makes it stop."""
+    topic = f"{site}/feed/"
+    kept = Subscription.objects.create(
+        topic=topic,
+        hub=f"{site}/hub/",
+        verified=True,
+        lease_expiration=timezone.now() + datetime.timedelta(hours=2),
+        callback_token=None,
+    )
+    merged_away = f"{site}/subscriber/{kept.pk + 1000}/"
+    for callback in (f"{site}/subscriber/{kept.pk}/", merged_away):
+        HubSubscription.objects.create(
+            topic=topic,
+            callback=callback,
+            lease_seconds=7200,
+            expires_at=timezone.now() + datetime.timedelta(hours=2),
+        )
+    assert ping_hub(topic).status == 202
+    wait_until(lambda: len(notifications) == 1, message="the delivery to the kept row")
+    wait_until(
+        lambda: not HubSubscription.objects.filter(callback=merged_away).exists(),
+        timeout=10,
+        message="the hub to drop the merged row's URL",
+    )
+    assert list(HubSubscription.objects.values_list("callback", flat=True)) == [
+        f"{site}/subscriber/{kept.pk}/"
+    ]

@@ -9,6 +9,9 @@ from tests.testapp import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("subscriber/", include("django_push.subscriber.urls")),
+    path(
+        "sites/<slug:site>/callback/<int:pk>/", views.SiteCallback.as_view(), name="site_callback"
+    ),
     path("hub/", include("django_push.hub.urls")),
     path("hub-health/", health, name="push_hub_health"),
     path("metrics/", include("django_push.metrics.urls")),

@@ -97,6 +97,15 @@ def check_subscriber_settings(
                 id="django_push.E006",
             )
         )
+    horizon: object = conf.PUSH_SUBSCRIBER_RETRY_HORIZON  # whatever the settings hold
+    if isinstance(horizon, bool) or not isinstance(horizon, int | float) or not horizon >= 0:
+        errors.append(
+            Error(
+                f"PUSH_SUBSCRIBER_RETRY_HORIZON must be a number of seconds, 0 or more, "
+                f"not {horizon!r}.",
+                id="django_push.E018",
+            )
+        )
     errors.extend(_check_lease_range())
     errors.extend(_check_duplicate_window())
     errors.extend(_check_reconciliation())
@@ -301,6 +310,7 @@ HUB_NUMBERS = {
     "PUSH_HUB_MAX_PUBLISH_URLS": True,
     "PUSH_HUB_MAX_PENDING_PER_HOST": True,
     "PUSH_HUB_MAX_PENDING": True,
+    "PUSH_HUB_VERIFY_TIMEOUT": False,
     "PUSH_HUB_HEALTH_MAX_AGE": True,
 }
 

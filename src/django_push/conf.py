@@ -100,6 +100,13 @@ class Settings:
         return int(getattr(settings, "PUSH_RENEW_INTERVAL", 3600))
 
     @property
+    def PUSH_SUBSCRIBER_RETRY_HORIZON(self) -> float:
+        """Seconds during which a subscription request that met a busy or restarting hub is
+        sent again (``0``: never)."""
+        value: float = getattr(settings, "PUSH_SUBSCRIBER_RETRY_HORIZON", 90)  # E018 checks it
+        return value
+
+    @property
     def PUSH_SUBSCRIBER_LEASE_RANGE(self) -> tuple[int, int]:
         """``(shortest, longest)`` lease the subscriber stores from a hub's verification."""
         value: tuple[int, int] = getattr(
@@ -237,6 +244,13 @@ class Settings:
     def PUSH_HUB_MAX_PENDING_PER_HOST(self) -> int:
         """Most verifications of intent pending at once for one callback host; more get 429."""
         value: int = getattr(settings, "PUSH_HUB_MAX_PENDING_PER_HOST", 50)  # E105 checks it
+        return value
+
+    @property
+    def PUSH_HUB_VERIFY_TIMEOUT(self) -> float:
+        """Seconds the hub waits for a callback to answer a verification (at most
+        ``PUSH_TIMEOUT``)."""
+        value: float = getattr(settings, "PUSH_HUB_VERIFY_TIMEOUT", 5)  # E105 checks it
         return value
 
     @property

@@ -269,6 +269,14 @@ def _failure(url: str, exc: BaseException) -> FetchError:
     return FetchError(url, str(exc) or type(exc).__name__)
 
 
+def is_transient(exc: FetchError) -> bool:
+    """Whether the same request may succeed a little later: a timeout, or a connection
+    refused, reset or dropped (not a refused address, a redirect or a size cap)."""
+    if isinstance(exc, GuardRefusal):
+        return False
+    return isinstance(exc.__cause__, TimeoutError | aiohttp.ClientConnectionError | OSError)
+
+
 def _with_params(url: str, params: Sequence[tuple[str, str]] | None) -> str:
     """Append ``params`` to ``url``'s own query string with ``&`` (WebSub H-8)."""
     if not params:
@@ -299,6 +307,7 @@ __all__ = [
     "get",
     "guard_enabled",
     "is_public_address",
+    "is_transient",
     "post_form",
     "request",
     "same_origin",

@@ -5,6 +5,7 @@ from django.shortcuts import render
 
 from django_push.publisher.feeds import Feed, HubRss201rev2Feed
 from django_push.publisher.headers import hub_links
+from django_push.subscriber.views import CallbackView
 from tests.testapp.models import MyModel
 
 
@@ -73,3 +74,12 @@ def html_topic(request: HttpRequest, explicit: bool = False) -> HttpResponse:
     """An HTML topic advertised by {% websub_links %} only: no Link header (P-4)."""
     context = {"explicit": explicit, "hubs": HTML_TOPIC_HUBS, "topic": HTML_TOPIC_SELF}
     return render(request, "testapp/websub_page.html", context)
+
+
+class SiteCallback(CallbackView):
+    """A site's own callback route, with one more URL argument than ``pk`` (as 1.1 allowed)."""
+
+    received: list[tuple[str, bytes]] = []
+
+    def handle_subscription(self) -> None:
+        self.received.append((self.kwargs["site"], self.request.body))

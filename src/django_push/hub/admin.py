@@ -37,7 +37,9 @@ class HubSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def active(self, obj: HubSubscription) -> bool:
         return obj.is_active
 
-    @admin.action(description=_("Send the latest content of their topic again"))
+    @admin.action(
+        description=_("Send the latest content of their topic again"), permissions=["change"]
+    )
     def send_latest_again(self, request: HttpRequest, queryset: QuerySet[HubSubscription]) -> None:
         by_topic: dict[str, list[int]] = {}
         for pk, topic in queryset.values_list("pk", "topic"):
@@ -78,7 +80,9 @@ class ContentAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
     exclude = ["body"]
     actions = ["send_again"]
 
-    @admin.action(description=_("Send again to every active subscriber of the topic"))
+    @admin.action(
+        description=_("Send again to every active subscriber of the topic"), permissions=["change"]
+    )
     def send_again(self, request: HttpRequest, queryset: QuerySet[Content]) -> None:
         for pk in queryset.values_list("pk", flat=True):
             _send_again(self, request, content_id=pk)
@@ -121,7 +125,7 @@ class DeliveryAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
     raw_id_fields = ["content", "subscription"]
     actions = ["retry_now", "drop"]
 
-    @admin.action(description=_("Retry selected deliveries now"))
+    @admin.action(description=_("Retry selected deliveries now"), permissions=["change"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         due = queryset.filter(status=Delivery.Status.PENDING).update(
             next_attempt_at=timezone.now(), claimed_until=None
@@ -132,7 +136,7 @@ class DeliveryAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
             start_fanout()
         self.message_user(request, f"{count} delivery(ies) queued again.", messages.SUCCESS)
 
-    @admin.action(description=_("Drop selected deliveries"))
+    @admin.action(description=_("Drop selected deliveries"), permissions=["delete"])
     def drop(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         count, _ = queryset.delete()
         self.message_user(request, f"{count} delivery(ies) dropped.", messages.SUCCESS)

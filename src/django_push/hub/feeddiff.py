@@ -47,7 +47,8 @@ class Feed:
 def for_topic(topic: str, body: bytes, content_type: str) -> Diff | None:
     """The diff to deliver for this new version of ``topic``, against the version stored
     last; ``None`` (deliver ``body`` whole) unless ``PUSH_HUB_FEED_DIFFS`` is on and both
-    versions are feeds that parse."""
+    versions are feeds that parse. A diff that fails for any reason gives ``None`` too: the
+    fetch must go on (an entry nested thousands deep, hashed, raised ``RecursionError``)."""
     if not conf.PUSH_HUB_FEED_DIFFS or not is_xml(content_type):
         return None
     from django_push.hub.models import Content
@@ -55,7 +56,12 @@ def for_topic(topic: str, body: bytes, content_type: str) -> Diff | None:
     previous = Content.objects.filter(topic=topic).order_by("-pk").values_list("body")[:1]
     if not previous:
         return None
-    found = diff(bytes(previous[0][0]), body, content_type)
+    try:
+        found = diff(bytes(previous[0][0]), body, content_type)
+    except Exception as exc:  # whatever the feed does, it is delivered whole
+        # Not the traceback: a RecursionError's is thousands of frames long.
+        logger.warning("Feed diff of %s failed (%r); delivering the whole feed", topic, exc)
+        return None
     if found is not None and not found.new:
         logger.info("Hub fetched %s: no new entry in the feed, nothing delivered", topic)
     return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -219,11 +219,15 @@ class IntentQuerySet(ClaimableQuerySet["Intent"]):
             status=status, reason=reason, finished_at=timezone.now(), claimed_until=None
         )
 
-    def crowding(self, callback: str) -> str:
+    def crowding(self, callback: str, holds: Callable[[], bool] = lambda: False) -> str:
         """Why a new verification to ``callback`` must wait ("" when it need not): each one
-        is a GET the hub sends for a stranger, so their number is capped per callback host
-        (``PUSH_HUB_MAX_PENDING_PER_HOST``) and in total (``PUSH_HUB_MAX_PENDING``)."""
+        is a GET the hub sends for a stranger, so their number is capped per callback
+        registrable domain (``PUSH_HUB_MAX_PENDING_PER_HOST``) and in total
+        (``PUSH_HUB_MAX_PENDING``). ``holds()``, asked only when the total is reached, says
+        whether the request is about a pair the hub holds: a renewal or an unsubscription
+        is never refused by the total, which strangers can fill."""
         from django_push.conf import conf
+        from django_push.hub.domains import registrable_domain
 
         # This runs for every subscribe request: one statement for both counts, each
         # stopping at its cap, in SQL written once (compiling the ORM's filtered aggregate
@@ -236,11 +240,11 @@ class IntentQuerySet(ClaimableQuerySet["Intent"]):
             f" (SELECT COUNT(*) FROM ({pending} LIMIT %s) total)"
         )
         with connections[self.db].cursor() as cursor:
-            cursor.execute(sql, [host_of(callback), per_host, total])
+            cursor.execute(sql, [registrable_domain(callback), per_host, total])
             row = cursor.fetchone()
         if row[0] >= per_host:
-            return f"{per_host} pending verifications for this callback host already"
-        if row[1] >= total:
+            return f"{per_host} pending verifications for this callback domain already"
+        if row[1] >= total and not holds():
             return f"{total} pending verifications already"
         return ""
 
@@ -300,7 +304,10 @@ class Intent(models.Model):
         return f"{self.mode} {self.callback} → {self.topic}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.callback_host = host_of(self.callback)
+        from django_push.hub.domains import registrable_domain
+
+        # What the caps count (crowding()): the registrable domain, not the host name.
+        self.callback_host = registrable_domain(self.callback)
         super().save(*args, **kwargs)
 
 
@@ -780,6 +787,46 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "")[:255]
     except ValueError:
         return ""
+
+
+class UsedPublishSignatureQuerySet(models.QuerySet["UsedPublishSignature"]):
+    def newer_than(self, topic: str, signed_at: datetime.datetime) -> Self:
+        """Direct publishes of ``topic`` signed after ``signed_at``."""
+        return self.filter(topic=topic, signed_at__gt=signed_at)
+
+    def signed_before(self, cutoff: datetime.datetime) -> Self:
+        return self.filter(signed_at__lt=cutoff)
+
+    def prune(self, cutoff: datetime.datetime) -> int:
+        """Forget the signatures of direct publishes signed before ``cutoff`` (the sweep);
+        returns how many. Those of the last ``SIGNED_PUBLISH_MAX_AGE`` seconds are kept
+        whatever ``cutoff`` says: they could still be replayed."""
+        keep = timezone.now() - datetime.timedelta(seconds=SIGNED_PUBLISH_MAX_AGE + 1)
+        count, _ = self.signed_before(min(cutoff, keep)).delete()
+        return count
+
+
+# Seconds a signed direct publish stays valid, either side of the hub's clock.
+SIGNED_PUBLISH_MAX_AGE = 300
+
+
+class UsedPublishSignature(models.Model):
+    """A direct publish the hub accepted. Its signature is spent, in every process (the
+    unique constraint), and a request of its topic signed earlier is refused."""
+
+    signature = models.CharField(_("signature"), max_length=64, unique=True)
+    topic = models.URLField(_("topic"), max_length=2048)
+    signed_at = models.DateTimeField(_("signed at"))
+
+    objects = UsedPublishSignatureQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("used publish signature")
+        verbose_name_plural = _("used publish signatures")
+        indexes = [models.Index(fields=["topic", "signed_at"], name="push_hub_usedsig_topic")]
+
+    def __str__(self) -> str:
+        return f"{self.topic} @ {self.signed_at:%Y-%m-%d %H:%M:%S}"
 
 
 # Defined in its own module; imported here so that Django registers it with the app.

@@ -9,28 +9,41 @@ topic, the Content-Type and the body.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import logging
 import time
 
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.crypto import constant_time_compare
 
 from django_push.conf import conf
 from django_push.hub.intake import PublishRefused, accept
-from django_push.hub.models import Content
+from django_push.hub.models import SIGNED_PUBLISH_MAX_AGE, Content, UsedPublishSignature
 from django_push.urlnorm import decode_unreserved
+
+__all__ = [
+    "MAX_AGE",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "PublishRefused",
+    "apublish_content",
+    "check_signature",
+    "prune_used_signatures",
+    "publish_content",
+    "publish_headers",
+    "signed_message",
+]
 
 logger = logging.getLogger("django_push.hub")
 
 TIMESTAMP_HEADER = "X-Hub-Publish-Timestamp"
 SIGNATURE_HEADER = "X-Hub-Publish-Signature"
 # Seconds a signed request stays valid, either side of the hub's clock; a signature is
-# accepted once within that window.
-MAX_AGE = 300
+# accepted once (UsedPublishSignature), and never after a later one of its topic.
+MAX_AGE = SIGNED_PUBLISH_MAX_AGE
 
 
 def publish_content(
@@ -87,20 +100,43 @@ def publish_headers(
 
 def check_signature(
     secret: str, timestamp: str, signature: str, topic: str, content_type: str, body: bytes
-) -> str:
-    """Why the request must be refused ("" when it is authentic, fresh and first seen)."""
+) -> None:
+    """Raise ``PublishRefused`` unless the request is authentic, fresh and first seen: 400
+    for a malformed timestamp, 403 for anything an attacker could try."""
     if not timestamp or not signature:
-        return f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
-    try:
-        age = abs(time.time() - int(timestamp[:20]))
-    except ValueError:
-        return f"{TIMESTAMP_HEADER} must be Unix seconds"
-    if age > MAX_AGE:
-        return f"{TIMESTAMP_HEADER} is more than {MAX_AGE} seconds away from the hub's clock"
-    expected = publish_headers(secret, topic, body, content_type, int(timestamp))
+        raise PublishRefused(f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required", 403)
+    # Parsed once, strictly: int() would also take spaces, underscores and other scripts' digits.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):
+        raise PublishRefused(f"{TIMESTAMP_HEADER} must be Unix seconds")
+    stamp = int(timestamp)
+    if abs(time.time() - stamp) > MAX_AGE:
+        raise PublishRefused(
+            f"{TIMESTAMP_HEADER} is more than {MAX_AGE} seconds away from the hub's clock", 403
+        )
+    expected = publish_headers(secret, topic, body, content_type, stamp)
     if not constant_time_compare(expected[SIGNATURE_HEADER], signature):
-        return "wrong signature"
-    # Once per signature: the cache entry outlives the window in which it would be valid.
-    if not cache.add(f"django_push:publish:{signature[-64:]}", 1, timeout=2 * MAX_AGE + 1):
-        return "this request was received already"
-    return ""
+        raise PublishRefused("wrong signature", 403)
+    spend(expected[SIGNATURE_HEADER].removeprefix("sha256="), topic, stamp)
+
+
+def spend(signature: str, topic: str, stamp: int) -> None:
+    """Record the signature in the database, which every process of the hub sees: a second
+    use, or a request signed before the newest one of its topic, is refused."""
+    topic = decode_unreserved(topic)
+    signed_at = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
+    try:
+        with transaction.atomic():
+            if UsedPublishSignature.objects.newer_than(topic, signed_at).exists():
+                later = "a direct publish of this topic signed later was received"
+                raise PublishRefused(later, 409)
+            UsedPublishSignature.objects.create(
+                signature=signature, topic=topic, signed_at=signed_at
+            )
+    except IntegrityError:
+        raise PublishRefused("this request was received already", 403) from None
+
+
+def prune_used_signatures(cutoff: datetime.datetime) -> int:
+    """Forget the signatures of direct publishes signed before ``cutoff``; returns how many
+    (the sweep does it: ``UsedPublishSignature.objects.prune``)."""
+    return UsedPublishSignature.objects.prune(cutoff)

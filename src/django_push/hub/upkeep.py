@@ -24,6 +24,7 @@ from django_push.hub.models import (
     Ping,
     Span,
     SubscriptionQuerySet,
+    UsedPublishSignature,
     claim_until,
 )
 
@@ -85,7 +86,8 @@ def hand_out_stale_deliveries() -> list[str]:
 def prune() -> tuple[int, int]:
     """Delete what is older than ``PUSH_HUB_RETENTION`` and finished: contents whose fan-out
     is over with no pending delivery (their ranges and deliveries go with them), then decided
-    verifications and publish requests: ``(contents, requests)``."""
+    verifications, publish requests and spent signatures of direct publishes:
+    ``(contents, requests)``."""
     cutoff = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_RETENTION)
     old = (
         Content.objects.filter(fetched_at__lt=cutoff, finished_at__isnull=False)
@@ -96,7 +98,8 @@ def prune() -> tuple[int, int]:
     old.delete()
     intents, _ = Intent.objects.finished_before(cutoff).delete()
     pings, _ = Ping.objects.finished_before(cutoff).delete()
-    return contents, intents + pings
+    signatures = UsedPublishSignature.objects.prune(cutoff)
+    return contents, intents + pings + signatures
 
 
 def expire_leases() -> int:

@@ -38,6 +38,12 @@ def grant_lease(asked: int | None) -> int:
     return default if asked is None else max(low, min(asked, high))
 
 
+def verify_timeout() -> float:
+    """Seconds a verification or denial GET may take: an echo needs a few, and a callback
+    that holds the connection holds a place under the caps on pending verifications."""
+    return min(float(conf.PUSH_HUB_VERIFY_TIMEOUT), conf.timeout)
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """One claimed verification, as plain values: no model instances on the hot path."""
@@ -145,7 +151,12 @@ async def _verify_one(
             params.append((protocol.LEASE_SECONDS, str(check.lease)))
         try:
             response = await http.get(
-                check.callback, params=params, guard=guard, max_bytes=4096, session=session
+                check.callback,
+                params=params,
+                guard=guard,
+                max_bytes=4096,
+                session=session,
+                timeout=verify_timeout(),
             )
         except FetchError as exc:
             return Verdict(check, Intent.Status.FAILED, f"callback unreachable: {exc.reason}")
@@ -166,7 +177,9 @@ async def _deny(session: aiohttp.ClientSession, guard: bool, check: Check, reaso
         (protocol.REASON, reason),
     ]
     try:
-        await http.get(check.callback, params=params, guard=guard, session=session)
+        await http.get(
+            check.callback, params=params, guard=guard, session=session, timeout=verify_timeout()
+        )
     except FetchError as exc:
         logger.warning("Could not send the denial to %s: %s", check.callback, exc.reason)
 

@@ -19,7 +19,7 @@ from django_push import protocol
 from django_push.conf import conf
 from django_push.hub import params
 from django_push.hub.intake import PublishRefused
-from django_push.hub.models import Intent, Ping
+from django_push.hub.models import HubSubscription, Intent, Ping
 from django_push.hub.tasks import start_publish, start_verification
 from django_push.responses import plain_text
 
@@ -72,7 +72,10 @@ class HubView(View):
         ):
             logger.info("Unsubscribe of %s from %s: not subscribed", parsed.callback, parsed.topic)
             return plain_text(202, "unsubscribe request accepted; nothing to verify")
-        crowding = Intent.objects.crowding(parsed.callback)
+        pair = {"topic": parsed.topic, "callback": parsed.callback}
+        crowding = Intent.objects.crowding(
+            parsed.callback, lambda: HubSubscription.objects.active().filter(**pair).exists()
+        )
         if crowding:
             logger.warning("Deferred %s of %s: %s", parsed.mode, parsed.callback, crowding)
             response = plain_text(429, f"Try again later: {crowding}")
@@ -160,17 +163,18 @@ class PublishView(View):
             return plain_text(413, f"Content is larger than {limit} bytes")
         topic = request.GET.get(protocol.TOPIC, "")
         content_type = request.headers.get("Content-Type", "")
-        refusal = publishing.check_signature(
-            secret,
-            request.headers.get(publishing.TIMESTAMP_HEADER, ""),
-            request.headers.get(publishing.SIGNATURE_HEADER, ""),
-            topic,
-            content_type,
-            body,
-        )
-        if refusal:
-            logger.warning("Direct publish to %r refused: %s", topic, refusal)
-            return plain_text(403, refusal)
+        try:
+            publishing.check_signature(
+                secret,
+                request.headers.get(publishing.TIMESTAMP_HEADER, ""),
+                request.headers.get(publishing.SIGNATURE_HEADER, ""),
+                topic,
+                content_type,
+                body,
+            )
+        except PublishRefused as exc:
+            logger.warning("Direct publish to %r refused: %s", topic, exc)
+            return plain_text(exc.status, str(exc))
         try:
             params.check_public_url(topic, protocol.TOPIC)
             # The hub endpoint is this URL's parent, as both come from django_push.hub.urls.

@@ -121,12 +121,12 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             messages.WARNING if report.counts["failed"] else messages.SUCCESS,
         )
 
-    @admin.action(description=_("Renew selected subscriptions"))
+    @admin.action(description=_("Renew selected subscriptions"), permissions=["change"])
     def renew(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         # A renewal also moves a 1.1 row to a capability URL.
         self._send(request, queryset, protocol.SUBSCRIBE, _("renewed"))
 
-    @admin.action(description=_("Unsubscribe from selected topics"))
+    @admin.action(description=_("Unsubscribe from selected topics"), permissions=["change"])
     def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         self._send(request, queryset, protocol.UNSUBSCRIBE, _("asked to unsubscribe"))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import email.utils
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -30,7 +32,29 @@ from django_push.subscriber.utils import (
     get_hub_credentials,
 )
 
+if TYPE_CHECKING:
+    from aiohttp import ClientSession as Session
+
 logger = logging.getLogger("django_push.subscriber")
+
+# A hub that answers these may answer otherwise a little later: busy, or restarting.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Seconds before the first retry without Retry-After; doubled after each.
+RETRY_FIRST_DELAY = 0.5
+
+
+def retry_after(response: http.Response) -> float | None:
+    """The wait ``Retry-After`` asks for (delta-seconds or an HTTP date), if any."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value[:9])
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
 
 
 class SubscriptionError(HubError):
@@ -49,7 +73,7 @@ class SubscriptionError(HubError):
         self.subscription = subscription
         self.response = response
         super().__init__(subscription.hub, response.status if response else None, message)
-        self.args = (message,)
+        self.args = (message, subscription, response)  # as 1.1 raised it
 
     def __str__(self) -> str:
         return self.reason
@@ -307,27 +331,34 @@ class Subscription(models.Model):
         """Ask the hub to end this subscription; the row goes once the hub verifies it."""
         return async_to_sync(self.aunsubscribe)()
 
-    async def asubscribe(self, lease_seconds: int | None = None) -> http.Response:
-        """The async twin of :meth:`subscribe`."""
-        return await self.asend_request(protocol.SUBSCRIBE, lease_seconds)
+    async def asubscribe(
+        self, lease_seconds: int | None = None, *, session: Session | None = None
+    ) -> http.Response:
+        """The async twin of :meth:`subscribe`; ``session`` (from
+        :func:`django_push.http.client_session`) is shared by the requests of a run."""
+        return await self.asend_request(protocol.SUBSCRIBE, lease_seconds, session=session)
 
-    async def aunsubscribe(self) -> http.Response:
+    async def aunsubscribe(self, *, session: Session | None = None) -> http.Response:
         """The async twin of :meth:`unsubscribe`."""
         # The 1.1 URL first: once the main unsubscription is verified the row is gone.
-        await self.aunsubscribe_legacy()
-        return await self.asend_request(protocol.UNSUBSCRIBE)
+        await self.aunsubscribe_legacy(session=session)
+        return await self.asend_request(protocol.UNSUBSCRIBE, session=session)
 
     def send_request(self, mode: protocol.Mode, lease_seconds: int | None = None) -> http.Response:
         return async_to_sync(self.asend_request)(mode, lease_seconds)
 
     async def asend_request(
-        self, mode: protocol.Mode, lease_seconds: int | None = None
+        self,
+        mode: protocol.Mode,
+        lease_seconds: int | None = None,
+        *,
+        session: Session | None = None,
     ) -> http.Response:
         """Send a subscription request (WebSub 5.1) and record what the hub said."""
         await self._aprepare(mode)
         callback_url = await sync_to_async(lambda: self.callback_url)()
         data = self._request_data(mode, callback_url, lease_seconds)
-        response = await self._apost(mode, data)
+        response = await self._apost(mode, data, session)
         await self._arecord_answer(mode, response, lease_seconds)
         return response
 
@@ -367,16 +398,49 @@ class Subscription(models.Model):
                 data.append((protocol.SECRET, self.secret))
         return data
 
-    async def _apost(self, mode: protocol.Mode, data: list[tuple[str, str]]) -> http.Response:
+    async def _apost(
+        self, mode: protocol.Mode, data: list[tuple[str, str]], session: Session | None = None
+    ) -> http.Response:
+        """POST the request; a busy or restarting hub (429, 5xx, a timeout, a refused
+        connection) is asked again with back-off, honouring ``Retry-After``, until
+        ``PUSH_SUBSCRIBER_RETRY_HORIZON`` has passed. The last answer is returned."""
         credentials = await sync_to_async(get_hub_credentials)(self.hub)
-        try:
-            return await http.post_form(self.hub, data, auth=credentials)
-        except FetchError as exc:
-            await self._arecord_failure(mode, None, f"Could not reach hub {self.hub}: {exc.reason}")
-            raise SubscriptionError(
-                f"Error during request to hub {self.hub} for topic {self.topic}: {exc.reason}",
-                self,
-            ) from exc
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + conf.PUSH_SUBSCRIBER_RETRY_HORIZON
+        delay = RETRY_FIRST_DELAY
+        while True:
+            error: FetchError | None = None
+            try:
+                response = await http.post_form(self.hub, data, auth=credentials, session=session)
+            except FetchError as exc:
+                if not http.is_transient(exc):
+                    await self._afail_unreachable(mode, exc)
+                wait, error, why = delay, exc, exc.reason
+            else:
+                if response.status not in RETRYABLE_STATUSES:
+                    return response
+                wait, error, why = retry_after(response) or delay, None, f"HTTP {response.status}"
+            if loop.time() + wait > give_up_at:
+                if error is not None:
+                    await self._afail_unreachable(mode, error)
+                return response
+            logger.info(
+                "Hub %s is busy for the %s of %s (%s); asking again in %.1f s",
+                self.hub,
+                mode,
+                self.topic,
+                why,
+                wait,
+            )
+            await asyncio.sleep(wait)
+            delay *= 2
+
+    async def _afail_unreachable(self, mode: protocol.Mode, exc: FetchError) -> NoReturn:
+        await self._arecord_failure(mode, None, f"Could not reach hub {self.hub}: {exc.reason}")
+        raise SubscriptionError(
+            f"Error during request to hub {self.hub} for topic {self.topic}: {exc.reason}",
+            self,
+        ) from exc
 
     async def _arecord_answer(
         self, mode: protocol.Mode, response: http.Response, lease_seconds: int | None
@@ -420,7 +484,7 @@ class Subscription(models.Model):
             asked = lease_seconds or conf.PUSH_LEASE_SECONDS or conf.PUSH_SUBSCRIBER_LEASE_RANGE[1]
             await sync_to_async(self.confirm_subscription)(asked)
 
-    async def aunsubscribe_legacy(self) -> None:
+    async def aunsubscribe_legacy(self, *, session: Session | None = None) -> None:
         """Ask the hub to drop the 1.1 URL this row moved away from.
 
         Failures are logged, not raised: until the hub drops it, content arriving there is
@@ -434,7 +498,7 @@ class Subscription(models.Model):
         data = self._request_data(protocol.UNSUBSCRIBE, self.legacy_callback, None)
         credentials = await sync_to_async(get_hub_credentials)(self.hub)
         try:
-            response = await http.post_form(self.hub, data, auth=credentials)
+            response = await http.post_form(self.hub, data, auth=credentials, session=session)
         except FetchError as exc:
             logger.warning("Could not unsubscribe 1.1 callback of %s: %s", self.topic, exc.reason)
             return

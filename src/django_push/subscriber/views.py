@@ -159,7 +159,9 @@ class CallbackView(View):
     subscription: Subscription
     links: list[dict[str, str]] | None = None
 
-    def get(self, request: HttpRequest, pk: int | str) -> HttpResponse:
+    # ``*args, **kwargs``: a site's own route may pass more URL arguments than ``pk``, as
+    # 1.1 allowed; they are in ``self.args`` and ``self.kwargs``.
+    def get(self, request: HttpRequest, pk: int | str, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             subscription, callback = self.find_subscription(request, pk, VERIFICATION_FIELDS)
             verification = Verification.read(request.GET)
@@ -168,11 +170,11 @@ class CallbackView(View):
         except Answer as answer:
             return answer.response
 
-    def post(self, request: HttpRequest, pk: int | str) -> HttpResponse:
+    def post(self, request: HttpRequest, pk: int | str, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             limit = BodyLimit.current()
             self.check_declared_length(request, limit)
-            subscription, callback = self.find_subscription(request, pk, CONTENT_FIELDS)
+            subscription, callback = self.find_content_target(request, pk)
             body = self.read_body(request, limit)
             self.check_content(request, subscription, callback, body)
             remembered = self.check_repeat(request, subscription, body)
@@ -217,6 +219,20 @@ class CallbackView(View):
             raise unknown()
         return subscription, callback
 
+    def find_content_target(
+        self, request: HttpRequest, pk: int | str
+    ) -> tuple[Subscription, Callback]:
+        """:meth:`find_subscription` for content: a URL without a token that reaches no row
+        gets 410, not 404. Only a hub still holding a 1.1 URL delivers there (a row merged
+        away by migration 0003, or moved and since dropped), and 410 makes it stop."""
+        try:
+            return self.find_subscription(request, pk, CONTENT_FIELDS)
+        except Answer:
+            if TOKEN_PARAM in request.GET:
+                raise
+            logger.info("Answered 410 to content for the 1.1 callback URL of %s", pk)
+            raise Answer(410, "No subscription at this URL") from None
+
     # Verifications of intent (5.3) and denials (5.2) ---------------------------------------
 
     def check_verification(
@@ -240,6 +256,11 @@ class CallbackView(View):
                 )
                 raise unknown()
             return
+        if mode == protocol.SUBSCRIBE and subscription.callback_token is None:
+            # Anyone can name a guessable 1.1 URL at their own hub; every subscription we ask
+            # for is made on a tokened URL (a 1.1 row gets its token before the request).
+            logger.info("Refused a subscribe verification on the 1.1 URL of %s", subscription.pk)
+            raise unknown()
         token = verification.params.get(protocol.VERIFY_TOKEN)
         if (
             subscription.verify_token
