@@ -219,7 +219,8 @@ def main() -> None:
                 (metered_cpu if metered else hub_cpu).append(cpu)
             line = (
                 f"round {round_}: raw aiohttp {raw_rates[-1]:8.0f}/s   "
-                f"hub {hub_rates[-1]:8.0f}/s   ratio {hub_rates[-1] / raw_rates[-1]:.2f}"
+                f"hub {hub_rates[-1]:8.0f}/s   ratio {hub_rates[-1] / raw_rates[-1]:.2f}   "
+                f"hub CPU per delivery {hub_cpu[-1]:.0f} us"
             )
             if args.metrics:
                 line += (

@@ -218,30 +218,31 @@ async def afanout(
     """
     size, limit = conf.PUSH_HUB_BATCH_SIZE, conf.PUSH_HUB_CONCURRENCY
     guard = http.guard_enabled()
-    semaphore = asyncio.Semaphore(limit)
     turn = sync_to_async(_turn)
     prepared: dict[int, Prepared] = {}
     sent = delivered = 0
     previous: tuple[Batch, asyncio.Future[list[Outcome]]] | None = None
     async with http.client_session(guard=guard, limit=limit) as session:
-        batch, loaded = await turn(None, size, content_id, token, set(), spread)
-        while batch.jobs:
-            prepared.update(loaded)
-            sending = asyncio.ensure_future(
-                _send_all(session, semaphore, batch.jobs, prepared, guard)
-            )
-            done = None
+        senders = Senders(session, limit, prepared, guard)
+        try:
+            batch, loaded = await turn(None, size, content_id, token, set(), spread)
+            while batch.jobs:
+                prepared.update(loaded)
+                sending = senders.submit(batch.jobs)
+                done = None
+                if previous is not None:
+                    done = (previous[0], await previous[1])
+                    sent, delivered = _count(done[1], sent, delivered)
+                if batch.more:
+                    spread = None  # once per fan-out: the worker it starts spreads further
+                previous = (batch, sending)
+                batch, loaded = await turn(done, size, content_id, "", set(prepared), spread)
             if previous is not None:
                 done = (previous[0], await previous[1])
                 sent, delivered = _count(done[1], sent, delivered)
-            if batch.more:
-                spread = None  # once per fan-out: the worker it starts spreads further
-            previous = (batch, sending)
-            batch, loaded = await turn(done, size, content_id, "", set(prepared), spread)
-        if previous is not None:
-            done = (previous[0], await previous[1])
-            sent, delivered = _count(done[1], sent, delivered)
-            await turn(done, 0, content_id, "", set(prepared))
+                await turn(done, 0, content_id, "", set(prepared))
+        finally:
+            await senders.close()
     return sent, delivered
 
 
@@ -290,30 +291,75 @@ def _prepare(content_ids: set[int]) -> dict[int, Prepared]:
     return prepared
 
 
-async def _send_all(
-    session: aiohttp.ClientSession,
-    semaphore: asyncio.Semaphore,
-    batch: list[Job],
-    prepared: dict[int, Prepared],
-    guard: bool,
-) -> list[Outcome]:
-    algorithm = conf.PUSH_HUB_SIGNATURE_ALGORITHM
+class Senders:
+    """``limit`` coroutines that send the jobs of every batch submitted, in order, over one
+    session: no task per delivery, and never more than ``limit`` requests in flight, however
+    many batches overlap."""
 
-    async def send(job: Job) -> Outcome:
-        body, headers = prepared[job.content_id]
-        if job.secret:  # H-16: signed only when the subscriber gave a secret
-            signature = signatures.sign(job.secret, body, algorithm)
-            headers = {**headers, protocol.SIGNATURE_HEADER: signature}
-        async with semaphore:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        limit: int,
+        prepared: dict[int, Prepared],
+        guard: bool,
+    ) -> None:
+        self.session, self.prepared, self.guard = session, prepared, guard
+        self.algorithm = conf.PUSH_HUB_SIGNATURE_ALGORITHM
+        self.queue: asyncio.Queue[tuple[Job, _Collected] | None] = asyncio.Queue()
+        self.workers = [asyncio.ensure_future(self._work()) for _ in range(limit)]
+
+    def submit(self, jobs: list[Job]) -> asyncio.Future[list[Outcome]]:
+        """Queue ``jobs``; the future is their outcomes, in the order they came."""
+        collected = _Collected(len(jobs))
+        for job in jobs:
+            self.queue.put_nowait((job, collected))
+        return collected.future
+
+    async def close(self) -> None:
+        for _ in self.workers:
+            self.queue.put_nowait(None)
+        await asyncio.gather(*self.workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            job, collected = item
             try:
-                status = await metrics.timed_post(
-                    http.deliver(session, job.callback, body, headers, guard=guard)
-                )
-            except FetchError as exc:
-                return Outcome(job, None, exc.reason)
+                outcome = await self._send(job)
+            except Exception as exc:  # a bug, not a failed delivery: the fan-out fails
+                collected.fail(exc)
+            else:
+                collected.add(outcome)
+
+    async def _send(self, job: Job) -> Outcome:
+        body, headers = self.prepared[job.content_id]
+        if job.secret:  # H-16: signed only when the subscriber gave a secret
+            signature = signatures.sign(job.secret, body, self.algorithm)
+            headers = {**headers, protocol.SIGNATURE_HEADER: signature}
+        try:
+            status = await metrics.timed_post(
+                http.deliver(self.session, job.callback, body, headers, guard=self.guard)
+            )
+        except FetchError as exc:
+            return Outcome(job, None, exc.reason)
         return Outcome(job, status)
 
-    return await asyncio.gather(*(send(job) for job in batch))
+
+class _Collected:
+    """The outcomes of one submitted batch, complete when every job has one."""
+
+    def __init__(self, expected: int) -> None:
+        self.future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self.outcomes: list[Outcome] = []
+        self.expected = expected
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if len(self.outcomes) == self.expected and not self.future.done():
+            self.future.set_result(self.outcomes)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
 
 
 # Recording ------------------------------------------------------------------------------
