@@ -267,3 +267,28 @@ def test_a_locked_sqlite_database_is_retried_at_once(monkeypatch):
 
     with pytest.raises(OperationalError, match="no such table"):
         broken()
+
+
+def test_a_publish_task_that_raises_counts_an_attempt_and_ends_failed(server, settings):
+    # Issue 16, low 6: the ping used to stay pending and be run again after every claim.
+    from django_push.hub import intake
+    from django_push.hub.models import Ping
+
+    settings.PUSH_HUB_RETRY_BASE = 0.01
+    settings.PUSH_HUB_RETRY_HORIZON = 0.05
+    subscribe(server.url + "/cb", server.url + "/topic")
+    server.replies["/topic"] = Reply(200, b"x", {"Content-Type": "text/plain"})
+    ping = Ping.objects.create(topic=server.url + "/topic", hub_url=HUB)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(intake, "accept", lambda *args, **kwargs: 1 / 0)
+        for _ in range(10):
+            ping.refresh_from_db()
+            if ping.status != Ping.Status.PENDING:
+                break
+            Ping.objects.filter(pk=ping.pk).update(next_attempt_at=timezone.now())
+            with pytest.raises(ZeroDivisionError):
+                publish_task.call(ping.topic, ping.hub_url, ping.pk)
+    ping.refresh_from_db()
+    assert ping.status == Ping.Status.FAILED
+    assert 1 <= ping.attempts <= 4  # bounded by the horizon
+    assert "raised ZeroDivisionError" in ping.reason

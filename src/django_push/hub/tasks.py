@@ -99,7 +99,22 @@ def publish_task(topic: str, hub_url: str, ping_id: int | None = None) -> int | 
 
     if ping_id is not None and not Ping.objects.due().claim_one(ping_id):
         return None
-    return _publish(topic, hub_url, ping_id)
+    try:
+        return _publish(topic, hub_url, ping_id)
+    except Exception as exc:
+        # A bug or a broken database, not a failed fetch: the ping counts an attempt, is
+        # tried again with back-off, and fails for good past PUSH_HUB_RETRY_HORIZON, instead
+        # of being claimed again after every claim period, forever.
+        if ping_id is None:
+            raise
+        ping = Ping.objects.get(pk=ping_id)
+        retry_at = ping.fail(f"the publish task raised {type(exc).__name__}", transient=True)
+        logger.exception(
+            "Publishing %s raised; %s", topic, f"retry at {retry_at}" if retry_at else "gave up"
+        )
+        if retry_at is not None:
+            enqueue(publish_task, topic, hub_url, ping_id, run_after=retry_at)
+        raise
 
 
 @retry_locked
