@@ -33,7 +33,14 @@ delivery's sha256 signature and counts deliveries with timestamps; it also serve
   a second), the subscriptions' own apart; and the hub tables' total size
   (``pg_total_relation_size``) after the last fan-out at each N. On SQLite these are "-";
 - flask-websub's hub (PyPI, its own virtual environment made with uv, Celery eager, the
-  same gunicorn), driven the same way, for the side-by-side figure.
+  same gunicorn), driven the same way, for the side-by-side figure, up to
+  ``--flask-websub-max`` and as far as it goes: a size it fails at (it delivers inside the
+  publish request, which gunicorn ends after 900 s) ends its sizes, noted under the table.
+
+``--plot`` draws deliveries/s against N, a line per hub beside its raw client with the ratio
+at each point; runs saved with ``--save`` are merged into it with ``--plot-add`` (the same
+label's sizes make one line, so the run at 1,000,000 extends the one up to 100,000), and
+``--replot`` draws them without measuring anything.
 
 ::
 
