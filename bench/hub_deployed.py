@@ -403,6 +403,7 @@ class Setup:
     memory: Memory | None = None
     count_subscriptions: Callable[[str], int] = lambda topic: 0
     pending_deliveries: Callable[[], int] = lambda: 0
+    unfinished: Callable[[], str] = lambda: "-"  # the hub's open fan-outs, for an error
     # PostgreSQL only: the rows written so far to each of the hub's tables, once the counts
     # have settled; each hub table's size.
     hub_writes: Callable[[], dict[str, int]] | None = None
@@ -557,6 +558,30 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
             return rows
 
     setup.pending_deliveries = pending_deliveries
+
+    def unfinished() -> str:
+        """Fan-outs not finished, ranges not done, failure rows pending (ranges' code)."""
+        return "\n".join(
+            f"{what}: {query(sql)}"
+            for what, sql in [
+                (
+                    "contents not finished",
+                    "SELECT count(*) FROM push_hub_content WHERE finished_at IS NULL",
+                ),
+                ("ranges not done", "SELECT count(*) FROM push_hub_span WHERE status <> 'done'"),
+                (
+                    "ranges claimed",
+                    "SELECT count(*) FROM push_hub_span WHERE claimed_until "
+                    "IS NOT NULL AND status <> 'done'",
+                ),
+                (
+                    "failure rows pending",
+                    "SELECT count(*) FROM push_hub_delivery WHERE status = 'pending'",
+                ),
+            ]
+        )
+
+    setup.unfinished = unfinished
     return setup
 
 
@@ -1093,10 +1118,14 @@ def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
             if len(results) > 1 and setup.workers:
                 growth(results)
             return results
-        except Exception:
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, SystemExit) and not isinstance(exc.code, str):
+                raise  # interrupted
             logs = sorted(work.glob("*.log"))
             for log in logs:
                 print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}")
+            with contextlib.suppress(Exception):
+                print(f"--- the hub's unfinished work\n{setup.unfinished()}")
             raise
         finally:
             memory.stop()
