@@ -16,11 +16,31 @@ delivery's sha256 signature and counts deliveries with timestamps; it also serve
   the publish's answer time and the first delivery;
 - latency: publish to first and to last delivery, p50 and p99, over repeated publishes to a
   small topic (100 subscribers), with a random pause (up to the poll interval) between them;
-- scale: past ``--http-subscribers`` (10,000), the rest of N is inserted directly as the rows
-  a verification writes (``manage.py bench_seed``), so N = 100,000 takes minutes; each
-  worker's resident set (after each fan-out, and its peak) shows how memory follows N;
+- scale: ``--insert`` reaches N past ``--http-subscribers`` (10,000): the first
+  ``--http-subscribers`` are subscribed through the endpoint as above, the rest of N is
+  inserted straight into the hub's tables as the rows a verification writes (intent and
+  subscription, secret included, callbacks on the callback server, so that their deliveries
+  are counted and their signatures checked), by one ``INSERT ... SELECT`` over a series per
+  250,000 (``manage.py bench_seed``): 1,000,000 in about 25 s on PostgreSQL. Without
+  ``--insert``, an N past ``--http-subscribers`` is refused (raise it to subscribe them all
+  over HTTP: hours at 1,000,000). Each worker's resident set (after each fan-out, and its
+  peak) shows how memory follows N, and its growth from each smaller N to the largest is
+  printed at the end;
+- the hub's writes, on PostgreSQL: the rows the hub wrote per successful delivery, from
+  ``pg_stat_user_tables`` (``n_tup_ins + n_tup_upd + n_tup_del``) summed over its tables
+  (``push_hub_*``) but the subscriptions', read when the figure has settled before each
+  measured publish and after the hub is idle again (backends flush their counts about once
+  a second), the subscriptions' own apart; and the hub tables' total size
+  (``pg_total_relation_size``) after the last fan-out at each N. On SQLite these are "-";
 - flask-websub's hub (PyPI, its own virtual environment made with uv, Celery eager, the
-  same gunicorn), driven the same way, for the side-by-side figure.
+  same gunicorn), driven the same way, for the side-by-side figure, up to
+  ``--flask-websub-max`` and as far as it goes: a size it fails at (it delivers inside the
+  publish request, which gunicorn ends after 900 s) ends its sizes, noted under the table.
+
+``--plot`` draws deliveries/s against N, a line per hub beside its raw client with the ratio
+at each point; runs saved with ``--save`` are merged into it with ``--plot-add`` (the same
+label's sizes make one line, so the run at 1,000,000 extends the one up to 100,000), and
+``--replot`` draws them without measuring anything.
 
 ::
 
@@ -29,8 +49,17 @@ delivery's sha256 signature and counts deliveries with timestamps; it also serve
     python bench/hub_deployed.py --src ../other/src  # another checkout's code
     python bench/hub_deployed.py --setup sqlite --src src --src ../other/src  # both, one run
     python bench/hub_deployed.py --setup postgres --subscribers 2000 --profile
-    python bench/hub_deployed.py --setup postgres --setup rq --subscribers 1000,10000,100000
+    python bench/hub_deployed.py --setup postgres --wake --insert \
+        --subscribers 1000,10000,100000 --save pg.json          # 2 push_worker, 90,000 inserted
+    python bench/hub_deployed.py --setup postgres --wake --insert --rounds 1 \
+        --subscribers 10000,1000000 --save pg-1m.json           # 1,000,000: one publish
+    python bench/hub_deployed.py --replot --plot-add pg.json --plot-add pg-1m.json \
+        --plot-add flask-websub.json --plot bench/hub_deployed.png   # draw, measure nothing
     python bench/hub_deployed.py --setup sqlite --src ../other/src --src src --wake  # push_worker
+
+Every wait for deliveries or subscriptions ends with an error once nothing has moved for
+``--timeout`` seconds (900), however long it takes in all: a fan-out to 1,000,000 runs for
+minutes. The raw client reads the callbacks' URLs from a generator, not a list of N.
 
 The interpreter needs the hub's dependencies with django-tasks-db and psycopg, plus the
 ``bench-hub`` group (gunicorn; py-spy for ``--profile``; matplotlib for ``--plot``), and
@@ -140,14 +169,26 @@ def stop_all() -> None:
         stop(process)
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    step: float = 0.05,
+    progress: Callable[[], float] | None = None,
+) -> None:
+    """Wait until ``check()``; give up after ``timeout`` s, or, given ``progress``, once
+    ``progress()`` has not changed for ``timeout`` s (a wait as long as N needs)."""
     deadline = time.monotonic() + timeout
+    moved = progress() if progress else 0.0
     while not check():
         for process in PROCESSES:
             if process.poll() is not None:
                 raise SystemExit(f"{process.args[:4]} exited while waiting for {what}")
+        if progress and (now := progress()) != moved:
+            moved, deadline = now, time.monotonic() + timeout
         if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+            stalled = f" ({moved:,.0f} so far)" if progress else ""
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}{stalled}")
         time.sleep(step)
 
 
@@ -314,12 +355,12 @@ def intake_rate(url: str, forms: list[dict[str, str]]) -> tuple[float, float, fl
     return len(forms) / (done[-1] - started), started, done[-1]
 
 
-async def raw_posts(urls: list[str]) -> None:
+async def raw_posts(urls: Iterator[str]) -> None:
     import aiohttp
 
     headers = {"Content-Type": "application/atom+xml", "X-Hub-Signature": SIGNATURE}
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    queue = iter(urls)  # CONCURRENCY senders share it: no task per URL at N = 100,000
+    queue = iter(urls)  # CONCURRENCY senders share it: no task (nor URL) per subscriber
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def sender() -> None:
@@ -362,6 +403,11 @@ class Setup:
     memory: Memory | None = None
     count_subscriptions: Callable[[str], int] = lambda topic: 0
     pending_deliveries: Callable[[], int] = lambda: 0
+    unfinished: Callable[[], str] = lambda: "-"  # the hub's open fan-outs, for an error
+    # PostgreSQL only: the rows written so far to each of the hub's tables, once the counts
+    # have settled; each hub table's size.
+    hub_writes: Callable[[], dict[str, int]] | None = None
+    table_sizes: Callable[[], dict[str, int]] | None = None
     versions: str = ""
 
 
@@ -387,6 +433,11 @@ class Figures:
     seeded: int = 0  # subscriptions inserted directly (no request, no verification)
     worker_memory: list[tuple[float, float]] = field(default_factory=list)  # MB: after, peak
     worker_kind: str = "db_worker"
+    # PostgreSQL: rows the hub wrote per delivery in each round, to its tables but the
+    # subscriptions', and to the subscriptions'; each table's size after the last fan-out.
+    hub_rows: list[float] = field(default_factory=list)
+    subscription_rows: list[float] = field(default_factory=list)
+    table_bytes: dict[str, int] = field(default_factory=dict)
     bad_signatures: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -471,11 +522,19 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
     if db == "postgres":
         import psycopg
 
-        connection = psycopg.connect(dbname=args.pg_db, autocommit=True)
+        connection = psycopg.connect(
+            host=os.environ.get("PGHOST", "127.0.0.1"),
+            user=os.environ.get("PGUSER", "postgres"),
+            dbname=args.pg_db,
+            autocommit=True,
+        )
 
         def query(sql: str, *params: str) -> int:
             row = connection.execute(sql.replace("?", "%s"), params).fetchone()
             return int(row[0]) if row else 0
+
+        setup.hub_writes = lambda: settled_writes(connection)
+        setup.table_sizes = lambda: table_sizes(connection)
 
     else:
 
@@ -499,7 +558,71 @@ def django_setup(name: str, src: str, args: argparse.Namespace, work: Path) -> S
             return rows
 
     setup.pending_deliveries = pending_deliveries
+
+    def unfinished() -> str:
+        """Fan-outs not finished, ranges not done, failure rows pending (ranges' code)."""
+        return "\n".join(
+            f"{what}: {query(sql)}"
+            for what, sql in [
+                (
+                    "contents not finished",
+                    "SELECT count(*) FROM push_hub_content WHERE finished_at IS NULL",
+                ),
+                ("ranges not done", "SELECT count(*) FROM push_hub_span WHERE status <> 'done'"),
+                (
+                    "ranges claimed",
+                    "SELECT count(*) FROM push_hub_span WHERE claimed_until "
+                    "IS NOT NULL AND status <> 'done'",
+                ),
+                (
+                    "failure rows pending",
+                    "SELECT count(*) FROM push_hub_delivery WHERE status = 'pending'",
+                ),
+            ]
+        )
+
+    setup.unfinished = unfinished
     return setup
+
+
+# The hub's tables: the app label's prefix (LIKE's "_" escaped).
+HUB_TABLES = r"relname LIKE 'push\_hub\_%'"
+SUBSCRIPTIONS = "push_hub_hubsubscription"
+
+
+def hub_writes(connection: Any) -> dict[str, int]:
+    """Rows inserted, updated and deleted so far in each of the hub's tables, as the
+    cumulative statistics have them now."""
+    connection.execute("SELECT pg_stat_clear_snapshot()")  # else a transaction caches them
+    rows = connection.execute(
+        "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+        f" WHERE {HUB_TABLES}"
+    ).fetchall()
+    return {str(name): int(count) for name, count in rows}
+
+
+def settled_writes(connection: Any, quiet: float = 3.0, bound: float = 30.0) -> dict[str, int]:
+    """``hub_writes`` once it has not changed for ``quiet`` s (at most ``bound`` s): each
+    backend flushes its counts when idle, at most once a second."""
+    reading, since = hub_writes(connection), time.monotonic()
+    deadline = since + bound
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = hub_writes(connection)
+        if now != reading:
+            reading, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return reading
+
+
+def table_sizes(connection: Any) -> dict[str, int]:
+    """Each hub table's size in bytes, its indexes and TOAST included."""
+    rows = connection.execute(
+        "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables"
+        f" WHERE {HUB_TABLES} ORDER BY relname"
+    ).fetchall()
+    return {str(name): int(size) for name, size in rows}
 
 
 def psycopg_errors() -> type[Exception]:
@@ -580,7 +703,9 @@ def subscribe(
     first = done + through_http
     if first < n:
         if setup.seed is None:
-            raise SystemExit(f"{setup.label} cannot insert subscriptions directly")
+            raise SystemExit(f"{setup.label} cannot insert N = {n:,} past --http-subscribers")
+        if not args.insert:
+            raise SystemExit(f"{setup.label}: N = {n:,} needs --insert, past --http-subscribers")
         started = time.monotonic()
         setup.seed(topic_url, callbacks.callback("big", 0)[:-1], first, n)
         wait_until(lambda: setup.count_subscriptions(topic_url) >= n, 60, f"{n} subscriptions")
@@ -615,6 +740,7 @@ def subscribe_requests(
             args.timeout,
             f"{n} subscriptions to be active",
             step=0.2,
+            progress=lambda: setup.count_subscriptions(topic_url),
         )
     active = time.monotonic()
     after, _, _ = intake_rate(setup.bare, bare_forms)
@@ -667,6 +793,16 @@ def endpoint_alone(
     )
 
 
+def delivered(
+    callbacks: Callbacks, count: int, timeout: float, what: str = "deliveries", step: float = 0.01
+) -> None:
+    """Wait until the callback server has counted ``count`` deliveries, for as long as
+    deliveries keep arriving."""
+    wait_until(
+        lambda: callbacks[POSTS] >= count, timeout, what, step, progress=lambda: callbacks[POSTS]
+    )
+
+
 def wait_idle(setup: Setup, timeout: float) -> None:
     wait_until(lambda: setup.pending_deliveries() == 0, timeout, "pending deliveries", step=0.2)
 
@@ -674,27 +810,42 @@ def wait_idle(setup: Setup, timeout: float) -> None:
 def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.Namespace) -> None:
     """Each publish between two runs of the raw client: ratio over their mean."""
     n = figures.subscribers
-    urls = [callbacks.callback("big", i) for i in range(n)]
     topic = callbacks.topic("big")
 
     def raw() -> float:
         callbacks.reset()
         started = time.monotonic()
-        asyncio.run(raw_posts(urls))
-        wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "raw deliveries", step=0.01)
+        asyncio.run(raw_posts(callbacks.callback("big", i) for i in range(n)))
+        delivered(callbacks, n, args.timeout, "raw deliveries")
         return n / (callbacks[LAST] - started)
 
     before = raw()
     for round_ in range(args.rounds):
+        written = setup.hub_writes() if setup.hub_writes else None
         callbacks.reset()
         started = time.monotonic()
         figures.publish_answer.append(publish(setup.hub, topic))
-        wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "deliveries", step=0.01)
+        delivered(callbacks, n, args.timeout)
         rate = n / (callbacks[LAST] - started)
         figures.steady_rates.append((n - 1) / max(callbacks[LAST] - callbacks[FIRST], 1e-6))
         figures.first_delivery.append(callbacks[FIRST] - started)
         figures.bad_signatures += int(callbacks[BAD])
         wait_idle(setup, args.timeout)
+        writes = ""
+        if setup.hub_writes and written is not None:
+            now = setup.hub_writes()
+            delta = {name: count - written.get(name, 0) for name, count in now.items()}
+            subscriptions = delta.pop(SUBSCRIPTIONS, 0)
+            hub, count = sum(delta.values()), max(int(callbacks[POSTS]), 1)
+            figures.hub_rows.append(hub / count)
+            figures.subscription_rows.append(subscriptions / count)
+            each = ", ".join(
+                f"{name.removeprefix('push_hub_')} {rows:,}" for name, rows in delta.items() if rows
+            )
+            writes = (
+                f"; the hub wrote {hub:,} rows ({each or 'none'}): {hub / count:.4f} per "
+                f"delivery, and {subscriptions:,} to subscriptions ({subscriptions / count:.4f})"
+            )
         after = raw()
         figures.hub_rates.append(rate)
         figures.raw_rates += [before, after]
@@ -703,7 +854,7 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
             f"  fan-out round {round_ + 1}: hub {rate:,.0f}/s, raw {before:,.0f} and "
             f"{after:,.0f}/s, ratio {figures.ratios[-1]:.2f}; publish answered in "
             f"{1000 * figures.publish_answer[-1]:.0f} ms, first delivery after "
-            f"{1000 * figures.first_delivery[-1]:.0f} ms",
+            f"{1000 * figures.first_delivery[-1]:.0f} ms{writes}",
             flush=True,
         )
         before = after
@@ -712,9 +863,20 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
         with profiling(setup, args, f"fan-out-{n}"):
             started = time.monotonic()
             publish(setup.hub, topic)
-            wait_until(lambda: callbacks[POSTS] >= n, args.timeout, "deliveries", step=0.01)
+            delivered(callbacks, n, args.timeout)
         print(f"  profiled publish: {n / (callbacks[LAST] - started):,.0f}/s", flush=True)
         wait_idle(setup, args.timeout)
+    if setup.table_sizes:
+        figures.table_bytes = setup.table_sizes()
+        each = ", ".join(
+            f"{name.removeprefix('push_hub_')} {size / 2**20:,.1f}"
+            for name, size in figures.table_bytes.items()
+        )
+        print(
+            f"  the hub's tables after the last fan-out to {n:,}: "
+            f"{sum(figures.table_bytes.values()) / 2**20:,.1f} MB ({each} MB)",
+            flush=True,
+        )
     figures.worker_kind = setup.worker_kind
     watch = setup.memory.of if setup.memory else memory_of
     figures.worker_memory = [watch(worker.pid) for worker in setup.workers]
@@ -775,7 +937,7 @@ def latency(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse
         callbacks.reset()
         started = time.monotonic()
         publish(setup.hub, topic)
-        wait_until(lambda: callbacks[POSTS] >= count, args.timeout, "deliveries", step=0.001)
+        delivered(callbacks, count, args.timeout, step=0.001)
         figures.latency_first.append(callbacks[FIRST] - started)
         figures.latency_last.append(callbacks[LAST] - started)
         figures.bad_signatures += int(callbacks[BAD])
@@ -935,19 +1097,35 @@ def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
             sizes = [n for n in args.subscribers if n <= (setup.max_subscribers or n)]
             for size in sizes or args.subscribers[:1]:
                 figures = Figures(setup.label, size, setup.versions)
-                subscribe(setup, callbacks, figures, args, done)
-                fanout(setup, callbacks, figures, args)
+                try:
+                    subscribe(setup, callbacks, figures, args, done)
+                    fanout(setup, callbacks, figures, args)
+                except (Exception, SystemExit) as exc:
+                    # flask-websub is measured as far as it goes (it delivers inside the
+                    # publish request, which gunicorn ends after 900 s); a failure of our
+                    # hub, or an interruption (SystemExit with a number), ends the run.
+                    interrupted = isinstance(exc, SystemExit) and not isinstance(exc.code, str)
+                    if name != "flask-websub" or not results or interrupted:
+                        raise
+                    note = f"stopped at N = {size:,}: {str(exc)[:300]}"
+                    print(f"  {setup.label} {note}", flush=True)
+                    results[-1].notes.append(note)
+                    break
                 results.append(figures)
                 done = size
             with profiling(setup, args, "latency"):
                 latency(setup, callbacks, results[-1], args)
             if len(results) > 1 and setup.workers:
-                growth(results[0], results[-1])
+                growth(results)
             return results
-        except Exception:
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, SystemExit) and not isinstance(exc.code, str):
+                raise  # interrupted
             logs = sorted(work.glob("*.log"))
             for log in logs:
                 print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}")
+            with contextlib.suppress(Exception):
+                print(f"--- the hub's unfinished work\n{setup.unfinished()}")
             raise
         finally:
             memory.stop()
@@ -955,15 +1133,17 @@ def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
             callbacks.close()
 
 
-def growth(small: Figures, large: Figures) -> None:
-    """How much each worker's resident set grew from the smallest N to the largest."""
-    pairs = zip(small.worker_memory, large.worker_memory, strict=True)
-    each = ", ".join(f"{b[0] - a[0]:+.0f} / {b[1] - a[1]:+.0f}" for a, b in pairs)
-    print(
-        f"  {large.worker_kind} RSS growth from N = {small.subscribers:,} to "
-        f"{large.subscribers:,}, after / peak: {each} MB",
-        flush=True,
-    )
+def growth(results: list[Figures]) -> None:
+    """How much each worker's resident set grew from each smaller N to the largest."""
+    large = results[-1]
+    for small in results[:-1]:
+        pairs = zip(small.worker_memory, large.worker_memory, strict=True)
+        each = ", ".join(f"{b[0] - a[0]:+.0f} / {b[1] - a[1]:+.0f}" for a, b in pairs)
+        print(
+            f"  {large.worker_kind} RSS growth from N = {small.subscribers:,} to "
+            f"{large.subscribers:,}, after / peak: {each} MB",
+            flush=True,
+        )
 
 
 def table(results: list[Figures]) -> str:
@@ -986,6 +1166,9 @@ def table(results: list[Figures]) -> str:
         "ratio to raw client",
         "publish answered",
         "first delivery",
+        "hub rows written per delivery",
+        "subscription rows per delivery",
+        "hub tables' size after",
         "latency first p50 / p99",
         "latency last p50 / p99",
         "each worker's RSS after / peak",
@@ -1015,6 +1198,9 @@ def table(results: list[Figures]) -> str:
             ratios,
             ms(statistics.median(fig.publish_answer)),
             ms(statistics.median(fig.first_delivery)),
+            f"{statistics.median(fig.hub_rows):.4f}" if fig.hub_rows else "-",
+            f"{statistics.median(fig.subscription_rows):.4f}" if fig.subscription_rows else "-",
+            f"{sum(fig.table_bytes.values()) / 2**20:,.0f} MB" if fig.table_bytes else "-",
             percentiles(fig.latency_first),
             percentiles(fig.latency_last),
             ", ".join(f"{rss:.0f} / {peak:.0f}" for rss, peak in fig.worker_memory) + " MB"
@@ -1022,25 +1208,55 @@ def table(results: list[Figures]) -> str:
             else "-",
         ]
         lines.append("| " + " | ".join(row) + " |")
+    lines += [f"- {fig.label}: {note}" for fig in results for note in fig.notes]
     return "\n".join(lines)
 
 
 def plot(results: list[Figures], path: Path) -> None:
-    """Deliveries/s against N: each hub, and the raw client measured beside it."""
+    """Deliveries/s against N: a line per hub (runs with the same label merged, the median
+    of all their publishes at each N, sorted by N) with its ratio to the raw client at each
+    point, and the raw client measured beside it, dashed, in the same colour. A hub measured
+    at fewer sizes (flask-websub stops at ``--flask-websub-max``) ends where its sizes end."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label in dict.fromkeys(fig.label for fig in results):
-        mine = [fig for fig in results if fig.label == label]
-        sizes = [fig.subscribers for fig in mine]
-        axes.plot(sizes, [statistics.median(fig.hub_rates) for fig in mine], "o-", label=label)
-        raw = [statistics.median(fig.raw_rates) for fig in mine]
-        axes.plot(sizes, raw, "x--", label=f"raw aiohttp client (beside {label})", alpha=0.6)
+    figure, axes = plt.subplots(figsize=(9, 5.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    measured = [fig for fig in results if fig.hub_rates]
+    largest = max(fig.subscribers for fig in measured)
+    for index, label in enumerate(dict.fromkeys(fig.label for fig in measured)):
+        by_size: dict[int, list[Figures]] = {}
+        for fig in measured:
+            if fig.label == label:
+                by_size.setdefault(fig.subscribers, []).append(fig)
+        sizes = sorted(by_size)
+        hub = [statistics.median([r for fig in by_size[n] for r in fig.hub_rates]) for n in sizes]
+        raw = [statistics.median([r for fig in by_size[n] for r in fig.raw_rates]) for n in sizes]
+        ratios = [statistics.median([r for fig in by_size[n] for r in fig.ratios]) for n in sizes]
+        colour = colours[index % len(colours)]
+        name = label if sizes[-1] == largest else f"{label} (up to N = {sizes[-1]:,})"
+        axes.plot(sizes, hub, "o-", color=colour, label=name)
+        axes.plot(sizes, raw, "x--", color=colour, alpha=0.5, label=f"raw client beside {label}")
+        for size, rate, ratio in zip(sizes, hub, ratios, strict=True):
+            axes.annotate(
+                f"{ratio:.2f}",
+                (size, rate),
+                textcoords="offset points",
+                xytext=(0, 7),
+                ha="center",
+                fontsize="x-small",
+                color=colour,
+            )
     axes.set_xscale("log")
-    axes.set_xlabel("subscribers (N, log scale)")
+    axes.set_xticks(sorted({fig.subscribers for fig in measured}))
+    axes.xaxis.set_major_formatter(
+        FuncFormatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k")
+    )
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel("subscribers (N, log scale); at each point the ratio to the raw client")
     axes.set_ylabel(f"deliveries/s ({len(BODY) / 1024:,.0f} KB, sha256)")
     axes.set_title("Fan-out as deployed, 127.0.0.1 (each hub beside its raw client)")
     axes.set_ylim(bottom=0)
@@ -1068,8 +1284,15 @@ def main() -> None:
         "--http-subscribers",
         type=int,
         default=10_000,
-        help="subscribe at most this many through the endpoint; insert the rest of N directly "
-        "as verified subscriptions (default 10000)",
+        help="subscribe at most this many through the endpoint (default 10000); a larger N "
+        "needs --insert",
+    )
+    parser.add_argument(
+        "--insert",
+        action="store_true",
+        help="insert the subscribers past --http-subscribers straight into the hub's tables, "
+        "as the rows a verification writes (manage.py bench_seed: 1,000,000 in about 25 s on "
+        "PostgreSQL); for the big runs",
     )
     parser.add_argument(
         "--flask-websub-max",
@@ -1099,7 +1322,12 @@ def main() -> None:
     parser.add_argument("--bare-requests", type=int, default=1000, help="per baseline run")
     parser.add_argument("--body-bytes", type=int, default=2048, help="the topic's size")
     parser.add_argument("--pg-db", default="bench_hub_deployed")
-    parser.add_argument("--timeout", type=float, default=900, help="bound on each wait (s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="give up a wait for deliveries or subscriptions after this long without one (s)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the db_workers")
     parser.add_argument("--plot", help="write a PNG of deliveries/s against N here")
     parser.add_argument("--save", help="write the figures of this run to this JSON file")
@@ -1108,6 +1336,9 @@ def main() -> None:
         action="append",
         default=[],
         help="figures saved by an earlier run (--save) to draw in the plot too; repeatable",
+    )
+    parser.add_argument(
+        "--replot", action="store_true", help="measure nothing: draw --plot from --plot-add"
     )
     args = parser.parse_args()
     quick = args.quick
@@ -1121,6 +1352,21 @@ def main() -> None:
     sources = [str(Path(src).resolve()) for src in args.src or [REPO / "src"]]
     set_body(args.body_bytes)
     setups = args.setup or (["sqlite"] if quick else ["sqlite", "postgres", "rq", "flask-websub"])
+    earlier = [
+        Figures(**fig) for saved in args.plot_add for fig in json.loads(Path(saved).read_text())
+    ]
+    if args.replot:
+        if not (args.plot and earlier):
+            parser.error("--replot draws --plot from the --plot-add files: give both")
+        print(table(earlier))
+        plot(earlier, Path(args.plot))
+        return
+    largest = max(args.subscribers)
+    if largest > args.http_subscribers and not args.insert and set(setups) - {"flask-websub"}:
+        parser.error(
+            f"N = {largest:,} is past --http-subscribers ({args.http_subscribers:,}): give "
+            "--insert to insert the rest directly, or raise --http-subscribers"
+        )
 
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -1143,9 +1389,6 @@ def main() -> None:
     if args.save:
         Path(args.save).write_text(json.dumps([dataclasses.asdict(fig) for fig in results]))
     if args.plot:
-        earlier = [
-            Figures(**fig) for saved in args.plot_add for fig in json.loads(Path(saved).read_text())
-        ]
         plot(earlier + results, Path(args.plot))
     bad = sum(fig.bad_signatures for fig in results)
     print(f"deliveries with a wrong signature: {bad}; took {time.monotonic() - started:.0f} s")
