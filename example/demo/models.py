@@ -29,6 +29,7 @@ class Notification(models.Model):
     signature_valid = models.BooleanField(null=True)
     titles = models.JSONField(default=list)
     size = models.PositiveIntegerField(default=0)
+    polled = models.BooleanField(default=False)  # found by reconciliation, not pushed
 
     class Meta:
         ordering = ["-received_at"]

@@ -16,7 +16,8 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 def record_notification(
     sender: Subscription, notification: bytes, request: Any, links: Any, **kwargs: Any
 ) -> None:
-    header = request.headers.get("X-Hub-Signature", "")
+    polled = bool(kwargs.get("polled"))  # reconciliation fetched it: no hub, no signature
+    header = "" if polled else request.headers.get("X-Hub-Signature", "")
     try:
         root = ElementTree.fromstring(notification)
         titles = [entry.findtext(f"{ATOM}title", "") for entry in root.findall(f"{ATOM}entry")]
@@ -28,8 +29,9 @@ def record_notification(
         signature=header.split("=", 1)[0] if header else "",
         # The view only sends `updated` for valid signatures; checked again here to show it.
         signature_valid=signatures.verify(sender.secret, notification, header)
-        if sender.secret
+        if sender.secret and not polled
         else None,
         titles=titles[:5],
         size=len(notification),
+        polled=polled,
     )

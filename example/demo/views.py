@@ -90,6 +90,7 @@ def state(request: HttpRequest) -> JsonResponse:
                 "lease_seconds": subscription.lease_seconds,
                 "signed": bool(subscription.secret),
                 "error": subscription.last_error,
+                "last_poll": subscription.last_poll_at and subscription.last_poll_at.isoformat(),
             },
             "notifications": [
                 {
@@ -100,6 +101,7 @@ def state(request: HttpRequest) -> JsonResponse:
                     "signature_valid": n.signature_valid,
                     "size": n.size,
                     "content_type": n.content_type,
+                    "polled": n.polled,
                 }
                 for n in Notification.objects.all()[:8]
             ],

@@ -9,7 +9,7 @@ from django_push.dispatch import name_signals
 #: links: the parsed Link header (list of dicts with "url" and "rel"), or None.
 #: Sent at once, in the request (as in 1.1). Hubs deliver at least once: see the docs for
 #: dropping repeats. Content found by reconciliation (PUSH_SUBSCRIBER_RECONCILE) comes with
-#: polled=True, and a request whose headers and body are the topic's answer: take **kwargs.
+#: polled=True, and a request whose headers and body are the topic's answer: take ``**kwargs``.
 updated = Signal()
 
 # The lifecycle of a subscription: what the background request to the hub led to. Each is

@@ -8,6 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from demo.views import feed_url
 from django_push.exceptions import DiscoveryError
 from django_push.subscriber.models import Subscription
+from django_push.subscriber.tasks import reconcile_task
+from django_push.tasks import enqueue
 
 
 class Command(BaseCommand):
@@ -23,5 +25,6 @@ class Command(BaseCommand):
                 time.sleep(0.2)  # the web server may still be starting
                 continue
             self.stdout.write(f"Subscribed to {subscription.topic} via {subscription.hub}")
+            enqueue(reconcile_task, True)  # polls when due, then schedules its next run
             return
         raise CommandError(f"Could not subscribe to {url}: {last}")
