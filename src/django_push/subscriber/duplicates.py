@@ -6,8 +6,10 @@ many seconds and drops a repeat for the same subscription.
 A delivery is known by the hub's ``Push-Delivery-Id`` header (django-push hubs send it) and
 the SHA-256 of its body, or by the body's hash alone without the header. The header is not
 signed: keyed on it alone, whoever captured one signed body could replay it under the id of
-a delivery still to come, and the real one would be dropped as a repeat. It is remembered with ``cache.add``, which is atomic in
-Django's shared caches: of two copies arriving at once, one passes.
+a delivery still to come, and the real one would be dropped as a repeat.
+
+It is remembered with ``cache.add``, which is atomic in Django's shared caches: of two copies
+arriving at once, one passes.
 """
 
 from __future__ import annotations
