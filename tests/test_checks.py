@@ -11,6 +11,12 @@ from django.core.management.base import SystemCheckError
 from django_push import checks
 
 
+@pytest.fixture(autouse=True)
+def own_hosts(settings):
+    """The test settings' ALLOWED_HOSTS = ["*"] would add W107 to every check here."""
+    settings.ALLOWED_HOSTS = ["testserver", "www.example.com"]
+
+
 def ids(messages):
     return [message.id for message in messages]
 
@@ -189,11 +195,27 @@ def test_deploy_checks_pass_a_deployed_configuration(deployed):
     assert deploy_ids() == []
 
 
-def test_w103_open_relay(deployed):
+def test_w107_open_relay_is_a_plain_check(deployed):
+    """Issue 16, low 10: the open relay is reported by every ``check``, not only --deploy."""
     deployed.ALLOWED_HOSTS = ["*"]
-    assert deploy_ids() == ["django_push.W103"]
+    assert deploy_ids() == []  # no longer W103 under --deploy
+    assert "django_push.W107" in ids(checks.check_common_settings())
     deployed.PUSH_HUB_TOPICS = ["https://www.example.com/"]
-    assert deploy_ids() == []
+    assert "django_push.W107" not in ids(checks.check_common_settings())
+    deployed.PUSH_HUB_TOPICS = None
+    deployed.ALLOWED_HOSTS = ["www.example.com"]
+    assert "django_push.W107" not in ids(checks.check_common_settings())
+
+
+@pytest.mark.django_db
+def test_w107_reported_by_plain_check_command(settings):
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.PUSH_HUB_TOPICS = None
+    settings.SILENCED_SYSTEM_CHECKS = ["django_push.W101", "django_push.W002"]
+    with pytest.raises(SystemCheckError, match="django_push.W107"):
+        call_command("check", "--fail-level", "WARNING")
+    settings.PUSH_HUB_TOPICS = ["https://www.example.com/"]
+    call_command("check", "--fail-level", "WARNING")
 
 
 def test_w104_immediate_backend(deployed):
@@ -241,8 +263,7 @@ def test_deploy_checks_run_with_check_deploy(settings):
     settings.PUSH_HUB_URL = None
     with pytest.raises(SystemCheckError) as raised:
         call_command("check", "--deploy", "--fail-level", "WARNING", "--tag", "security")
-    for check_id in ("W103", "W105"):
-        assert f"django_push.{check_id}" in str(raised.value)
+    assert "django_push.W105" in str(raised.value)
     call_command("check")  # not without --deploy
 
 

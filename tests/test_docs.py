@@ -285,6 +285,9 @@ def test_quickstart_own_hub_accepts_only_its_topics(client):
     values = runpy.run_path(str(DOCS / "examples" / "settings_example.py"))
     push = {name: value for name, value in values.items() if name.startswith("PUSH_HUB")}
     assert push["PUSH_HUB"] == push["PUSH_HUB_URL"]  # the feeds declare this site's hub
+    from tests.hub_rows import subscribe
+
+    subscribe("https://subscriber.example/cb", "https://www.example.com/feed/")  # followed
     with override_settings(**push):
         ours = client.post(
             "/hub/", {"hub.mode": "publish", "hub.url": "https://www.example.com/feed/"}

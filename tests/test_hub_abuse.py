@@ -74,8 +74,36 @@ def test_topic_without_subscriber_is_not_fetched(
     run_queued()
     assert server.requests == []
     assert not Content.objects.exists()
-    ping = Ping.objects.get()
-    assert (ping.status, ping.reason) == (Ping.Status.SKIPPED, "no active subscriber")
+    assert not Ping.objects.exists()  # counted as skipped, not stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publishes_of_unfollowed_topics_store_no_rows_over_http(live_server, server, settings):
+    """Issue 16, low 9: 100 topics nobody follows, in one request and then again and again,
+    are counted as skipped and leave the Ping table as it was."""
+    import urllib.parse
+    import urllib.request
+
+    from tests.test_metrics import scrape, value
+
+    settings.PUSH_METRICS = True
+    settings.ALLOWED_HOSTS = ["*"]
+    followed = server.url + "/followed"
+    subscribe(followed)
+    topics = [f"{server.url}/nobody/{n}" for n in range(99)] + [followed]
+    body = urllib.parse.urlencode(
+        [("hub.mode", "publish")] + [("hub.url", topic) for topic in topics]
+    ).encode()
+    skipped = "django_push_hub_publishes_total"
+    before = value(scrape(live_server), skipped, outcome="skipped")
+    for _ in range(5):
+        with urllib.request.urlopen(live_server.url + HUB, body, timeout=10) as response:
+            assert response.status == 202
+    # Only the followed topic has rows: one per request at most (fewer when coalesced).
+    assert set(Ping.objects.values_list("topic", flat=True)) == {followed}
+    assert Ping.objects.count() <= 5
+    after = value(scrape(live_server), skipped, outcome="skipped")
+    assert after - before == 5 * 99
 
 
 def test_subscriber_gone_before_the_fetch_means_no_fetch(client, server):

@@ -7,6 +7,7 @@ SQLite: the datagram on ``PUSH_WORKER_WAKEUP``; with ``PUSH_TEST_DB=postgres``, 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -100,6 +101,48 @@ def test_the_listener_wakes_on_a_datagram_and_times_out_without_one(db):
             send_datagram()
             assert wakeup.wait(5) is True
             assert wakeup.wait(0.05) is False  # both datagrams were consumed
+        finally:
+            wakeup.close()
+
+
+def test_a_flood_of_stray_datagrams_costs_a_bounded_number_of_polls(db):
+    """Issue 16, low 8: any local process can send the datagram, as fast as it likes; the
+    worker answers at most one wake-up per WAKE_GAP, the rest coalesced."""
+    host, port = "127.0.0.1", free_udp_port()
+    with override_settings(PUSH_WORKER_WAKEUP=f"{host}:{port}"):
+        wakeup = Wakeup("default")
+    stop = threading.Event()
+
+    def flood():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while not stop.is_set():
+                sock.sendto(b"x", (host, port))
+
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+    try:
+        polls, started = 0, time.monotonic()
+        while time.monotonic() - started < 1.0:
+            polls += wakeup.wait(5)
+    finally:
+        stop.set()
+        sender.join()
+        wakeup.close()
+    assert 1 <= polls <= 12  # WAKE_GAP = 0.1 s; it was one poll per datagram
+
+
+def test_a_wake_up_after_a_quiet_time_is_answered_at_once(db):
+    address = f"127.0.0.1:{free_udp_port()}"
+    with override_settings(PUSH_WORKER_WAKEUP=address):
+        wakeup = Wakeup("default")
+        try:
+            send_datagram()
+            started = time.monotonic()
+            assert wakeup.wait(5) is True
+            assert time.monotonic() - started < 0.05
+            send_datagram()  # within the gap: answered at its end, not before
+            assert wakeup.wait(5) is True
+            assert time.monotonic() - started >= 0.09
         finally:
             wakeup.close()
 

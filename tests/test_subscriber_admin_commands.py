@@ -313,3 +313,68 @@ def test_legacy_unsubscription_failure_is_kept_for_the_next_renewal(
     moved.refresh_from_db()
     assert moved.legacy_callback
     assert "1.1 callback" in caplog.text
+
+
+def test_a_failed_legacy_move_stays_listed_and_the_next_run_moves_it(server, live_domain, settings):
+    """Issue 16, upgrade 2 and 3: the token used to be saved before the request, so a move
+    the hub did not accept hid the row from ``legacy()`` and from every later run, and its
+    1.1 URL kept accepting unsigned content. Over real HTTP: the hub is down (503, then a
+    refused connection), then up; the command is run again each time, as a schedule would."""
+    import socket
+    import urllib.request
+
+    settings.PUSH_SUBSCRIBER_RETRY_HORIZON = 0  # give up at once: no back-off in a test
+    far = timezone.now() + datetime.timedelta(days=20)
+    verified = Subscription.objects.create(
+        topic="http://example.com/verified",
+        hub=server.url,
+        verified=True,
+        lease_expiration=far,
+        callback_token=None,
+    )
+    pending = Subscription.objects.create(
+        topic="http://example.com/pending", hub=server.url, pending="subscribe", callback_token=None
+    )
+    old_urls = {verified.pk: verified.callback_url, pending.pk: pending.callback_url}
+
+    def legacy_rows():
+        return sorted(Subscription.objects.legacy().values_list("pk", "pending", "legacy_callback"))
+
+    def run_legacy():
+        call_command("renew_subscriptions", "--legacy", stdout=io.StringIO(), stderr=io.StringIO())
+
+    expected = sorted([(verified.pk, "", ""), (pending.pk, "subscribe", "")])
+    server.default = Reply(503)  # restarting
+    for _ in range(2):  # a scheduled run, then the next: nothing hidden, nothing doubled
+        with pytest.raises(CommandError, match="2 of 2 renewal"):
+            run_legacy()
+        assert legacy_rows() == expected
+    assert len(server.requests) == 4
+    # The 1.1 URL of the verified row still takes the hub's content, as before the run.
+    request = urllib.request.Request(old_urls[verified.pk], data=b"news", method="POST")
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
+
+    with socket.socket() as closed:  # a hub that is not listening at all
+        closed.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    Subscription.objects.filter(pk=pending.pk).update(hub=down)
+    with pytest.raises(CommandError):
+        run_legacy()
+    assert legacy_rows() == expected
+
+    Subscription.objects.filter(pk=pending.pk).update(hub=server.url)
+    server.default = Reply(202)  # up again
+    out = io.StringIO()
+    call_command("renew_subscriptions", "--legacy", stdout=out)
+    assert "2 subscription(s) to renew." in out.getvalue()
+    assert not Subscription.objects.legacy().exists()
+    for row in Subscription.objects.all():
+        assert "?token=" in row.callback_url
+    callbacks = {r.form["hub.callback"][0] for r in server.requests[-2:]}
+    assert callbacks == {row.callback_url for row in Subscription.objects.all()}
+    verified.refresh_from_db()
+    assert verified.legacy_callback == old_urls[verified.pk]  # unsubscribed once verified
+    # Moved: another run sends nothing more.
+    call_command("renew_subscriptions", "--legacy", stdout=(out := io.StringIO()))
+    assert "0 subscription(s) to renew." in out.getvalue()

@@ -248,6 +248,30 @@ def test_a_forged_request_is_not_remembered(live_domain, settings, notifications
     assert notifications == [(subscription.pk, b"news")]
 
 
+def test_a_captured_body_replayed_under_a_future_id_does_not_drop_that_delivery(
+    live_domain, settings, notifications
+):
+    """Issue 16, low 7: Push-Delivery-Id is not signed. Whoever captured one signed delivery
+    replays it under the id the hub will use next; the real delivery with that id, another
+    body, must still be accepted."""
+    settings.PUSH_SUBSCRIBER_DUPLICATE_WINDOW = 60
+    subscription = subscription_pair("http://example.com/feed")
+    url = subscription.callback_url
+
+    def signed(body, delivery_id):
+        return {
+            protocol.DELIVERY_ID_HEADER: delivery_id,
+            protocol.SIGNATURE_HEADER: signatures.sign("s3cret", body, "sha256"),
+        }
+
+    assert post(url, b"old news", signed(b"old news", "delivery-1")) == 200  # captured
+    assert post(url, b"old news", signed(b"old news", "delivery-2")) == 200  # the replay
+    assert post(url, b"fresh news", signed(b"fresh news", "delivery-2")) == 200  # the hub's
+    assert post(url, b"fresh news", signed(b"fresh news", "delivery-2")) == 200  # its retry
+    bodies = [body for _, body in notifications]
+    assert bodies == [b"old news", b"old news", b"fresh news"]
+
+
 @pytest.mark.parametrize(("window", "expected"), [(60, 2), (None, 3)])
 def test_content_that_failed_is_not_remembered(
     live_domain, settings, notifications, window, expected

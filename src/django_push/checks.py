@@ -431,6 +431,8 @@ def check_common_settings(
     errors.extend(_check_metrics())
     from django.conf import settings
 
+    if apps.is_installed("django_push.hub"):
+        errors.extend(check_open_relay(settings.ALLOWED_HOSTS, conf.PUSH_HUB_TOPICS))
     errors.extend(
         check_sqlite_transactions(
             settings.DATABASES,
@@ -580,19 +582,9 @@ def _check_guarded_hub(name: str) -> list[CheckMessage]:
 def check_hub_deployment(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Settings that work in development but not on a public hub (``check --deploy``)."""
-    from django.conf import settings
-
+    """Settings that work in development but not on a public hub (``check --deploy``).
+    The open relay (W103 before) is W107, a plain check."""
     warnings: list[CheckMessage] = []
-    if "*" in settings.ALLOWED_HOSTS and conf.PUSH_HUB_TOPICS is None:
-        warnings.append(
-            Warning(
-                'ALLOWED_HOSTS contains "*" and PUSH_HUB_TOPICS is not set: the hub publishes '
-                "and accepts subscriptions to any public topic (an open relay).",
-                hint="Set PUSH_HUB_TOPICS to the URL prefixes of your own topics.",
-                id="django_push.W103",
-            )
-        )
     if _runs_tasks_in_requests():
         warnings.append(
             Warning(
@@ -613,6 +605,23 @@ def check_hub_deployment(
             )
         )
     return warnings
+
+
+def check_open_relay(allowed_hosts: Sequence[str], hub_topics: object) -> list[CheckMessage]:
+    """W107, reported by every ``check`` (it was W103, under ``--deploy`` only): with
+    ``"*"`` in ``ALLOWED_HOSTS`` and no ``PUSH_HUB_TOPICS``, the default topic policy lets
+    the hub publish and verify any public topic, for anyone."""
+    if "*" not in allowed_hosts or hub_topics is not None:
+        return []
+    return [
+        Warning(
+            'ALLOWED_HOSTS contains "*" and PUSH_HUB_TOPICS is not set: the hub publishes '
+            "and accepts subscriptions to any public topic (an open relay).",
+            hint="Set PUSH_HUB_TOPICS to the URL prefixes of your own topics, or list your "
+            "own host names in ALLOWED_HOSTS.",
+            id="django_push.W107",
+        )
+    ]
 
 
 def check_sqlite_transactions(

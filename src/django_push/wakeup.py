@@ -7,6 +7,11 @@ receiver of ``task_enqueued``: on PostgreSQL it runs ``NOTIFY`` in the enqueuein
 to ``PUSH_WORKER_WAKEUP`` once the transaction commits. :class:`Wakeup` is what
 ``push_worker`` waits on between polls. A lost wake-up costs nothing but latency: the
 worker still polls at its interval.
+
+A wake-up carries nothing and is not authenticated: any local process can send the datagram
+(and any role of the database can NOTIFY). It can only make a worker poll sooner, and a
+worker polls at most once per :data:`WAKE_GAP` because of wake-ups: those arriving within
+the gap after the last one are coalesced into one poll at its end.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ logger = logging.getLogger("django_push.hub")
 # The PostgreSQL channel of the wake-ups (NOTIFY reaches the listeners of one database).
 CHANNEL = "django_push_wakeup"
 DATAGRAM = b"wake"
+# Seconds: after a wake-up, the next one is answered no sooner than this. A flood of stray
+# datagrams (240,000 a second from one local process) then costs ten polls a second; a
+# publish right after another waits at most this long for its poll.
+WAKE_GAP = 0.1
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -94,6 +103,7 @@ class Wakeup:
         self.sock = self._bind()
         self.listener: Any = None
         self.warned = False
+        self.woken_at = -WAKE_GAP  # time.monotonic() of the last wake-up answered
 
     def _bind(self) -> socket.socket | None:
         if not conf.PUSH_WORKER_WAKEUP:
@@ -127,15 +137,23 @@ class Wakeup:
         return raw
 
     def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a wake-up; True if one came."""
+        """Wait up to ``timeout`` seconds for a wake-up; True if one came. Within
+        :data:`WAKE_GAP` of the last wake-up answered, wake-ups wait for the gap's end (one
+        poll for all of them)."""
         if self.postgres and self.listener is None:
             self.listener = self._listen()
         sources = [source for source in (self.sock, self.listener) if source is not None]
         if not sources:
             time.sleep(timeout)
             return False
+        quiet = min(self.woken_at + WAKE_GAP - time.monotonic(), timeout)
+        if quiet > 0:
+            time.sleep(quiet)
+            timeout -= quiet
         ready, _, _ = select.select(sources, [], [], timeout)
         self._drain()
+        if ready:
+            self.woken_at = time.monotonic()
         return bool(ready)
 
     def _drain(self) -> None:

@@ -19,6 +19,8 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_push import metrics
+
 _Row = TypeVar("_Row", bound=models.Model)
 
 
@@ -497,20 +499,22 @@ class PingQuerySet(ClaimableQuerySet["Ping"]):
         """Record a publish request; returns the pings whose fetch must be enqueued.
 
         A topic whose fetch is still waiting to start is fetched once for all its pings
-        (coalesced); a topic with no active subscriber is recorded as skipped, not fetched.
+        (coalesced); a topic with no active subscriber is counted as skipped (the
+        ``django_push_hub_publishes_total{outcome="skipped"}`` metric), never stored: a
+        publish of topics nobody follows costs no row, however often it is sent.
         """
         pending = set(self.claimable().filter(topic__in=topics).values_list("topic", flat=True))
         followed = HubSubscription.objects.followed(topics)
-        fetch, skipped, now = [], [], timezone.now()
-        skip = {"status": Ping.Status.SKIPPED, "reason": NO_SUBSCRIBER}
+        fetch, skipped = [], 0
         for topic in topics:
             if topic in pending:
                 continue
             if topic in followed:
                 fetch.append(self.create(topic=topic, hub_url=hub_url))
             else:
-                skipped.append(self.model(topic=topic, hub_url=hub_url, finished_at=now, **skip))
-        self.bulk_create(skipped)  # one INSERT, however many topics nobody follows
+                skipped += 1
+        if skipped:
+            metrics.count_publish("skipped", skipped)
         return fetch
 
 

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 DeliveryOutcome = Literal["delivered", "retried", "gone", "gave_up", "superseded"]
-PublishOutcome = Literal["fetched", "unchanged", "retried", "failed"]
+PublishOutcome = Literal["fetched", "unchanged", "retried", "failed", "skipped"]
 NotificationOutcome = Literal["accepted", "bad_signature", "refused", "duplicate"]
 
 DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = (
@@ -68,7 +68,14 @@ DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = (
 )
 # The statuses an Intent is decided with (hub.models.Intent.Status).
 VERIFICATION_OUTCOMES = ("verified", "failed", "denied")
-PUBLISH_OUTCOMES: tuple[PublishOutcome, ...] = ("fetched", "unchanged", "retried", "failed")
+# "skipped": a topic of a publish request that nobody follows, neither fetched nor stored.
+PUBLISH_OUTCOMES: tuple[PublishOutcome, ...] = (
+    "fetched",
+    "unchanged",
+    "retried",
+    "failed",
+    "skipped",
+)
 # "duplicate": a notification the subscriber had already received (the 1.1 callback of a
 # moved subscription, or a repeated delivery), dropped with a 2xx.
 NOTIFICATION_OUTCOMES: tuple[NotificationOutcome, ...] = (
@@ -132,7 +139,8 @@ class Instruments:
             ),
             publishes=outcomes(
                 "django_push_hub_publishes",
-                "Topic fetches of the hub after a publish request, by outcome.",
+                "Topics of publish requests, by outcome: fetched, unchanged, retried, failed, "
+                "or skipped (nobody follows the topic: neither fetched nor stored).",
                 PUBLISH_OUTCOMES,
             ),
             notifications=outcomes(
@@ -330,11 +338,11 @@ def count_verifications(statuses: Iterable[str]) -> None:
             metrics.verifications[status].inc(count)
 
 
-def count_publish(outcome: PublishOutcome) -> None:
-    """Count the outcome of one topic fetch."""
+def count_publish(outcome: PublishOutcome, count: int = 1) -> None:
+    """Count the outcome of ``count`` topics of publish requests (a fetch, or a skip)."""
     metrics = instruments()
     if metrics is not None:
-        metrics.publishes[outcome].inc()
+        metrics.publishes[outcome].inc(count)
 
 
 # Subscriber ------------------------------------------------------------------------------

@@ -3,9 +3,13 @@ from one that died, can bring the same content twice. With
 ``PUSH_SUBSCRIBER_DUPLICATE_WINDOW``, the callback view remembers each delivery for that
 many seconds and drops a repeat for the same subscription.
 
-A delivery is known by the hub's ``Push-Delivery-Id`` header (django-push hubs send it), or
-else by the SHA-256 of its body. It is remembered with ``cache.add``, which is atomic in
-Django's shared caches: of two copies arriving at once, one passes.
+A delivery is known by the hub's ``Push-Delivery-Id`` header (django-push hubs send it) and
+the SHA-256 of its body, or by the body's hash alone without the header. The header is not
+signed: keyed on it alone, whoever captured one signed body could replay it under the id of
+a delivery still to come, and the real one would be dropped as a repeat.
+
+It is remembered with ``cache.add``, which is atomic in Django's shared caches: of two copies
+arriving at once, one passes.
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ def body_digest(body: bytes) -> str:
 
 
 def identity(header: str | None, body: bytes) -> str:
-    """The delivery's identity: the hub's header, else a hash of the body."""
+    """The delivery's identity: the hub's header and a hash of the body, else the hash."""
     if header:
-        return "id:" + header
+        return f"id:{header}\nsha256:{body_digest(body)}"
     return "sha256:" + body_digest(body)
 
 

@@ -355,17 +355,25 @@ class Subscription(models.Model):
         session: Session | None = None,
     ) -> http.Response:
         """Send a subscription request (WebSub 5.1) and record what the hub said."""
-        await self._aprepare(mode)
+        before_move = await self._aprepare(mode)
         callback_url = await sync_to_async(lambda: self.callback_url)()
         data = self._request_data(mode, callback_url, lease_seconds)
-        response = await self._apost(mode, data, session)
-        await self._arecord_answer(mode, response, lease_seconds)
+        try:
+            response = await self._apost(mode, data, session)
+            await self._arecord_answer(mode, response, lease_seconds)
+        except SubscriptionError:
+            if before_move is not None:
+                await self._aundo_move(before_move)
+            raise
         return response
 
-    async def _aprepare(self, mode: protocol.Mode) -> None:
+    async def _aprepare(self, mode: protocol.Mode) -> dict[str, Any] | None:
         """Mark the request pending (so the hub's verification is recognised) and, for a
-        subscription, choose the secret and move a 1.1 row to a capability URL."""
+        subscription, choose the secret and move a 1.1 row to a capability URL. Returns
+        what a move changed, as it was (``None`` when nothing moved): the token is saved
+        before the request, as a hub may verify it before it answers."""
         fields = ["pending", "requested_at"]
+        before_move: dict[str, Any] | None = None
         if mode == protocol.SUBSCRIBE:
             if not self.may_send_secret():
                 self.secret = ""
@@ -373,6 +381,11 @@ class Subscription(models.Model):
                 self.secret = generate_random_string()
             fields.append("secret")
             if self.callback_token is None:
+                before_move = {
+                    "pending": self.pending,
+                    "legacy_callback": self.legacy_callback,
+                    "legacy_moved_at": self.legacy_moved_at,
+                }
                 if self.verified:  # the hub delivers there: drop it once the new URL works
                     self.legacy_callback = await sync_to_async(self.tokenless_callback_url)()
                     self.legacy_moved_at = None
@@ -381,6 +394,24 @@ class Subscription(models.Model):
         self.pending = mode
         self.requested_at = timezone.now()
         await self.asave(update_fields=fields)
+        return before_move
+
+    async def _aundo_move(self, before: dict[str, Any]) -> None:
+        """The hub did not accept the request that moved this 1.1 row: back to its 1.1 URL,
+        so ``legacy()`` lists it and the next ``renew_subscriptions --legacy`` moves it again
+        (a tokenless URL never answers a subscribe verification, so waiting is safe). Not
+        when the new URL got verified meanwhile (a hub that verified, then answered 5xx)."""
+        unconfirmed = models.Q(verified=False)
+        if self.legacy_callback:  # a verified row: confirmed once legacy_moved_at is set
+            unconfirmed = models.Q(legacy_moved_at__isnull=True)
+        undone = await Subscription.objects.filter(
+            unconfirmed, pk=self.pk, callback_token=self.callback_token
+        ).aupdate(callback_token=None, **before)
+        if undone:
+            self.callback_token = None
+            for name, value in before.items():
+                setattr(self, name, value)
+            logger.warning("Moving %s off its 1.1 URL failed: it stays listed", self.topic)
 
     def _request_data(
         self, mode: protocol.Mode, callback_url: str, lease_seconds: int | None

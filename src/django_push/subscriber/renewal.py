@@ -70,9 +70,11 @@ def renew_expiring(within: float | None = None, report: Report | None = None) ->
 
 def give_tokens_to_unverified_legacy_rows() -> int:
     """Every unverified 1.1 row left receives nothing: it gets a token without asking any
-    hub, so no URL of it is guessable."""
+    hub, so no URL of it is guessable. Not a row awaiting a subscribe whose move failed: it
+    stays on its 1.1 URL (which answers no subscribe verification), listed for the next run."""
 
-    rows = list(Subscription.objects.legacy().filter(verified=False))
+    pending = Subscription.Pending.SUBSCRIBE
+    rows = list(Subscription.objects.legacy().filter(verified=False).exclude(pending=pending))
     for row in rows:
         row.callback_token = new_callback_token()
         row.save(update_fields=["callback_token"])
