@@ -24,8 +24,8 @@ The hubs' URLs (``http://hub.legacy11.test/``, ``https://secure-hub.legacy11.tes
 site's domain (``site.legacy11.test``) are fixed, so the files differ between runs only in
 timestamps and secrets; tests point the hub URLs at their own hub.
 """
+
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -154,7 +154,6 @@ def main():
     if os.path.exists(sqlite):
         os.remove(sqlite)
     run({"LEGACY11_SQLITE": sqlite}, "sqlite")
-    subprocess.check_call(["sqlite3", sqlite, "VACUUM"]) if shutil.which("sqlite3") else None
 
     name = "legacy11_make_%d" % os.getpid()
     pg = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]

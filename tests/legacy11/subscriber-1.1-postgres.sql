@@ -2,7 +2,7 @@
 -- PostgreSQL database dump
 --
 
-\restrict KlfadouLTUy1aC18Tu2VuYtrCpIpEvhacIpaNC2chsByzJcYs99mTLtUgTgcuhW
+\restrict Lt9HrY5LQXqXWpQXce8Lckht37vzGZeg3pP0gRIyx9GkA9LiWSQFEQotLdZ8izb
 
 -- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)
 -- Dumped by pg_dump version 15.20 (Debian 15.20-0+deb12u1)
@@ -107,29 +107,29 @@ ALTER TABLE ONLY public.subscriber_subscription ALTER COLUMN id SET DEFAULT next
 -- Data for Name: django_migrations; Type: TABLE DATA; Schema: public; Owner: -
 --
 
-INSERT INTO public.django_migrations VALUES (1, 'subscriber', '0001_initial', '2026-12-05 08:25:52.758543+00');
+INSERT INTO public.django_migrations VALUES (1, 'subscriber', '0001_initial', '2026-12-05 08:28:23.177376+00');
 
 
 --
 -- Data for Name: subscriber_subscription; Type: TABLE DATA; Schema: public; Owner: -
 --
 
-INSERT INTO public.subscriber_subscription VALUES (1, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/verified.xml', true, '', '2036-12-02 08:25:52.77569+00', '');
-INSERT INTO public.subscriber_subscription VALUES (2, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/verified-secret.xml', true, '', '2036-12-02 08:25:52.782341+00', 'z%VcMx==WYVLlZjrE)JUgaC+G*VHgbisrKfVdSSrYqw*Qj!Awi');
-INSERT INTO public.subscriber_subscription VALUES (3, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/expired.xml', true, '', '2026-12-05 08:25:53.787935+00', '');
-INSERT INTO public.subscriber_subscription VALUES (4, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/expired-secret.xml', true, '', '2026-12-05 08:25:53.79354+00', 'YBqzA3gJx(McJX#jKXx0ekxjG=EKVKND*3Dvsjn@aazS2pkP=x');
+INSERT INTO public.subscriber_subscription VALUES (1, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/verified.xml', true, '', '2036-12-02 08:28:23.194334+00', '');
+INSERT INTO public.subscriber_subscription VALUES (2, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/verified-secret.xml', true, '', '2036-12-02 08:28:23.201285+00', '#N@0NTs^k#CfINl$b*c342Kkll$J(06vT7_7k#@yvjUmT#xJH=');
+INSERT INTO public.subscriber_subscription VALUES (3, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/expired.xml', true, '', '2026-12-05 08:28:24.207326+00', '');
+INSERT INTO public.subscriber_subscription VALUES (4, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/expired-secret.xml', true, '', '2026-12-05 08:28:24.213158+00', 'UHo@C8lZ6Oj4LZ)F8K8_P^+6OBHIjIU#fZqzDwj_+jejYQkU)u');
 INSERT INTO public.subscriber_subscription VALUES (5, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/sync-verified.xml', true, '', NULL, '');
 INSERT INTO public.subscriber_subscription VALUES (6, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/refused.xml', false, '', NULL, '');
 INSERT INTO public.subscriber_subscription VALUES (7, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/pending.xml', false, '', NULL, '');
-INSERT INTO public.subscriber_subscription VALUES (8, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/pending-secret.xml', false, '', NULL, 'HSKSGL0yX6XYNax%ortyflKoZwWu7H3Qf0jMI8qmUyg+C_x7tk');
-INSERT INTO public.subscriber_subscription VALUES (9, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/leaving.xml', true, '', '2036-12-02 08:25:52.814466+00', '');
-INSERT INTO public.subscriber_subscription VALUES (10, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/dup-verified.xml', true, '', '2026-12-05 09:25:52.81992+00', '');
-INSERT INTO public.subscriber_subscription VALUES (11, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/dup-verified.xml', true, '', '2036-12-02 08:25:52.822452+00', '');
-INSERT INTO public.subscriber_subscription VALUES (12, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/dup-mixed.xml', true, '', '2036-12-02 08:25:52.831174+00', 'Bg*MpVaNRYMZ5t2azJIaD74T(Vp97l%AmZ(I+f_6Yo+tOvp-lz');
+INSERT INTO public.subscriber_subscription VALUES (8, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/pending-secret.xml', false, '', NULL, 'sQ9S5X72=Eq^7NzeWJ(l4HFpgE+ooK+xh5G(gGQdeJ_sgv+ZSJ');
+INSERT INTO public.subscriber_subscription VALUES (9, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/leaving.xml', true, '', '2036-12-02 08:28:23.234766+00', '');
+INSERT INTO public.subscriber_subscription VALUES (10, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/dup-verified.xml', true, '', '2026-12-05 09:28:23.24045+00', '');
+INSERT INTO public.subscriber_subscription VALUES (11, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/dup-verified.xml', true, '', '2036-12-02 08:28:23.242909+00', '');
+INSERT INTO public.subscriber_subscription VALUES (12, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/dup-mixed.xml', true, '', '2036-12-02 08:28:23.248604+00', 'uMysMid4flnuFb04%ZnQw-2-hw$^a($RHSy+vp^BSoVBEiG-n(');
 INSERT INTO public.subscriber_subscription VALUES (13, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/dup-mixed.xml', false, '', NULL, '');
 INSERT INTO public.subscriber_subscription VALUES (14, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/dup-unverified.xml', false, '', NULL, '');
 INSERT INTO public.subscriber_subscription VALUES (15, 'http://hub.legacy11.test/', 'http://feeds.legacy11.test/dup-unverified.xml', false, '', NULL, '');
-INSERT INTO public.subscriber_subscription VALUES (16, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/verified.xml', true, '', '2036-12-02 08:25:52.83911+00', '+VzV!^h8e1g04pt5*lb#YWQWJKav#*6F^fCL3ggQSuD!=MtD=o');
+INSERT INTO public.subscriber_subscription VALUES (16, 'https://secure-hub.legacy11.test/', 'http://feeds.legacy11.test/verified.xml', true, '', '2036-12-02 08:28:23.256345+00', 'nZKSF*)xUb$W+Swa)5x-4Kmt_JbYI9LD3YQDTT^p5_7W^tw(*W');
 
 
 --
@@ -166,5 +166,5 @@ ALTER TABLE ONLY public.subscriber_subscription
 -- PostgreSQL database dump complete
 --
 
-\unrestrict KlfadouLTUy1aC18Tu2VuYtrCpIpEvhacIpaNC2chsByzJcYs99mTLtUgTgcuhW
+\unrestrict Lt9HrY5LQXqXWpQXce8Lckht37vzGZeg3pP0gRIyx9GkA9LiWSQFEQotLdZ8izb
 
