@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -423,15 +423,16 @@ class Content(models.Model):
 
     def finish_if_done(self) -> bool:
         """Mark the fan-out finished once every range is handed out and decided; True if this
-        call did (one UPDATE that matches nothing while work is left)."""
+        call did. The content's row is locked first: two workers deciding its last two
+        ranges at once would each see the other's still pending, and neither finish it."""
         left = Span.objects.filter(content=models.OuterRef("pk"), status=Span.Status.PENDING)
-        return bool(
-            Content.objects.filter(
-                pk=self.pk, finished_at__isnull=True, cursor__gte=models.F("upto")
-            )
-            .exclude(models.Exists(left))
-            .update(finished_at=timezone.now())
+        handed_out = Content.objects.filter(
+            pk=self.pk, finished_at__isnull=True, cursor__gte=models.F("upto")
         )
+        with transaction.atomic():
+            if not handed_out.select_for_update().exists():
+                return False
+            return bool(handed_out.exclude(models.Exists(left)).update(finished_at=timezone.now()))
 
 
 class SpanQuerySet(models.QuerySet["Span"]):

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from django_push.conf import conf
@@ -50,6 +51,11 @@ def sweep() -> Work:
     work.verifications = math.ceil(stale_intents / conf.PUSH_HUB_BATCH_SIZE)
     work.pings = list(Ping.objects.stale().values_list("pk", "topic", "hub_url"))
     work.batches = hand_out_stale_ranges() + hand_out_stale_deliveries()
+    # A fan-out handed out and decided whose end was not recorded (its last worker died
+    # between the two) is finished here.
+    handed_out = Content.objects.filter(finished_at__isnull=True, cursor__gte=F("upto"))
+    for pk in handed_out.values_list("pk", flat=True):
+        Content(pk=pk).finish_if_done()
     stale = list(Content.objects.stale().values_list("pk", flat=True))
     Content.objects.filter(pk__in=stale).update(claimed_at=timezone.now())
     work.contents = stale
