@@ -310,8 +310,24 @@ class Hub:
         return int(self.query(f"SELECT COUNT(*) FROM push_hub_{table} WHERE {where}")[0][0])
 
     def deliveries(self) -> dict[str, int]:
+        """Deliveries by status, as the hub counts them: its ranges' counts plus its delivery
+        rows (only failures and contents sent again are rows), the nonzero ones."""
         rows = self.query("SELECT status, COUNT(*) FROM push_hub_delivery GROUP BY status")
-        return {str(status): int(n) for status, n in rows}
+        counts = {str(status): int(n) for status, n in rows}
+        [(sent,)] = self.query(
+            "SELECT COALESCE(SUM(delivered), 0) FROM push_hub_span WHERE status = 'done'"
+        )
+        [(owed,)] = self.query(
+            "SELECT COALESCE(SUM(owed), 0) FROM push_hub_content WHERE finished_at IS NULL"
+        )
+        counts["delivered"] = counts.get("delivered", 0) + int(sent)
+        unfinished_decided = self.query(
+            "SELECT COALESCE(SUM(s.delivered + s.failed), 0) FROM push_hub_span s "
+            "JOIN push_hub_content c ON c.id = s.content_id "
+            "WHERE c.finished_at IS NULL AND s.status = 'done'"
+        )[0][0]
+        counts["pending"] = counts.get("pending", 0) + max(0, int(owed) - int(unfinished_decided))
+        return {status: n for status, n in counts.items() if n}
 
     def terminate_worker_connections(self) -> int:
         """``pg_terminate_backend`` on every worker's connection; returns how many."""
