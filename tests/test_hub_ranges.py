@@ -308,3 +308,28 @@ def test_a_fanout_whose_end_was_not_recorded_is_finished_by_the_sweep(server):
     sweep()
     assert Content.objects.get(pk=content.pk).finished_at is not None
     assert counts(content) == {"delivered": 1, "pending": 0, "failed": 0}
+
+
+def test_a_successful_range_writes_no_subscription_row_and_its_last_delivery_is_read(
+    server, django_assert_max_num_queries
+):
+    """A delivered range leaves the subscription rows as they were (at 1,000,000 subscribers
+    the first publish used to rewrite every one); their last delivery comes from the
+    ranges, and a subscription the range failed for has none."""
+    topic = server.url + "/topic"
+    ok = subscribe(server.url + "/ok", topic)
+    failing = subscribe(server.url + "/failing", topic)
+    server.replies["/failing"] = Reply(500)
+    before = list(HubSubscription.objects.order_by("pk").values())
+    content = store(topic, b"x")
+    assert fanout.fanout(content.pk) == (2, 1)
+    after = list(HubSubscription.objects.order_by("pk").values())
+    assert after[0] == before[0]  # delivered: the row is untouched
+    assert after[1] == {**before[1], "failures": 1}
+    span = Span.objects.get(content=content)
+    with django_assert_max_num_queries(2):
+        assert ok.last_delivered_at() == span.finished_at
+    assert failing.last_delivered_at() is None
+    # A subscription made after that fan-out was not in it.
+    late = subscribe(server.url + "/late", topic)
+    assert late.last_delivered_at() is None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -26,16 +27,20 @@ class ManagedByHub:
 
 @admin.register(HubSubscription)
 class HubSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["callback", "topic", "active", "expires_at", "last_delivery_at", "failures"]
+    list_display = ["callback", "topic", "active", "expires_at", "failures"]
     list_filter = ["topic"]
     search_fields = ["callback", "topic"]
-    readonly_fields = ["created_at", "verified_at", "last_delivery_at", "failures"]
+    readonly_fields = ["created_at", "verified_at", "last_delivery", "failures"]
     exclude = ["secret"]
     actions = ["send_latest_again"]
 
     @admin.display(description=_("active"), boolean=True)
     def active(self, obj: HubSubscription) -> bool:
         return obj.is_active
+
+    @admin.display(description=_("last delivery"))
+    def last_delivery(self, obj: HubSubscription) -> datetime.datetime | None:
+        return obj.last_delivered_at()
 
     @admin.action(
         description=_("Send the latest content of their topic again"), permissions=["change"]

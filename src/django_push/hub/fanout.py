@@ -402,7 +402,7 @@ def record_range(batch: Batch, outcomes: list[Outcome]) -> None:
         )
         if not decided:
             return
-        _delivered(ok, now)
+        _delivered(ok)
         _gone(gone)
         if failed:
             _owe_again(failed, now)
@@ -413,22 +413,12 @@ def record_range(batch: Batch, outcomes: list[Outcome]) -> None:
     metrics.count_deliveries(outcomes, len(gone), now)
 
 
-def _delivered(subscription_ids: list[int], now: datetime.datetime) -> None:
-    """Mark the subscriptions healthy again, and their last delivery, where it changes
-    something: a failure count to clear, or a last delivery older than
-    ``LAST_DELIVERY_PRECISION``. A topic published every minute does not rewrite every
-    subscription row at every publish."""
+def _delivered(subscription_ids: list[int]) -> None:
+    """Mark the subscriptions that had failures healthy again. A successful delivery writes
+    nothing else to a subscription's row: its last delivery is read from the ranges
+    (:meth:`HubSubscription.last_delivered_at`)."""
     if subscription_ids:
-        stale = now - datetime.timedelta(seconds=LAST_DELIVERY_PRECISION)
-        HubSubscription.objects.filter(pk__in=subscription_ids).filter(
-            models.Q(failures__gt=0)
-            | models.Q(last_delivery_at__isnull=True)
-            | models.Q(last_delivery_at__lt=stale)
-        ).update(last_delivery_at=now, failures=0)
-
-
-# Seconds a subscription's ``last_delivery_at`` may lag behind its latest delivery.
-LAST_DELIVERY_PRECISION = 3600
+        HubSubscription.objects.filter(pk__in=subscription_ids, failures__gt=0).update(failures=0)
 
 
 def _gone(subscription_ids: list[int]) -> None:

@@ -113,8 +113,6 @@ class HubSubscription(models.Model):
     expires_at = models.DateTimeField(_("lease ends"), db_index=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     verified_at = models.DateTimeField(_("last verified"), default=timezone.now)
-    # Updated at most once per fanout.LAST_DELIVERY_PRECISION (an hour) while all goes well.
-    last_delivery_at = models.DateTimeField(_("last delivery"), null=True, blank=True)
     failures = models.PositiveIntegerField(_("failed attempts"), default=0)
 
     objects = SubscriptionQuerySet.as_manager()
@@ -140,6 +138,30 @@ class HubSubscription(models.Model):
     def is_active(self) -> bool:
         """Whether the lease has not ended yet."""
         return self.expires_at > timezone.now()
+
+    def last_delivered_at(self) -> datetime.datetime | None:
+        """When a content last reached this subscription (2xx). Not stored: a write per
+        delivery is what the fan-out by ranges avoids. Read from the ranges that held it
+        and did not leave it a delivery row, and from its retries delivered; as old as the
+        contents pruning keeps."""
+        left_a_row = Delivery.objects.filter(
+            content=models.OuterRef("content"), subscription_id=self.pk
+        )
+        by_range = (
+            Span.objects.filter(
+                content__topic=self.topic,
+                first__lte=self.pk,
+                last__gte=self.pk,
+                status=Span.Status.DONE,
+                finished_at__gte=self.created_at,
+            )
+            .exclude(models.Exists(left_a_row))
+            .aggregate(at=models.Max("finished_at"))["at"]
+        )
+        by_retry = self.deliveries.filter(status=Delivery.Status.DELIVERED).aggregate(
+            at=models.Max("delivered_at")
+        )["at"]
+        return max((at for at in (by_range, by_retry) if at is not None), default=None)
 
 
 class ClaimableQuerySet(models.QuerySet[_Row]):
@@ -608,9 +630,9 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def deliver(self, status: int, now: datetime.datetime) -> int:
         """Mark these deliveries delivered with the 2xx ``status`` the callback answered, and
         their subscriptions healthy again; returns how many."""
-        HubSubscription.objects.filter(pk__in=self.values("subscription_id")).update(
-            last_delivery_at=now, failures=0
-        )
+        HubSubscription.objects.filter(
+            pk__in=self.values("subscription_id"), failures__gt=0
+        ).update(failures=0)
         return self.update(
             status=Delivery.Status.DELIVERED,
             delivered_at=now,
