@@ -74,6 +74,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import hmac
@@ -238,7 +239,7 @@ def children(pid: int) -> list[int]:
 VERIFIED, POSTS, FIRST, LAST, BAD = range(5)
 
 
-def serve_callbacks(port: int, counters: Any, body_size: int) -> None:
+def serve_callbacks(port: int, counters: Any, body_size: int, seen: Any) -> None:
     from aiohttp import web
 
     set_body(body_size)
@@ -258,6 +259,10 @@ def serve_callbacks(port: int, counters: Any, body_size: int) -> None:
 
     async def deliver(request: web.Request) -> web.Response:
         body = await request.read()
+        if request.match_info["topic"] == "big":  # which subscriber: missing and duplicates
+            n = int(request.match_info["n"])
+            if n < len(seen):
+                seen[n] = min(seen[n] + 1, 255)
         expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(request.headers.get("X-Hub-Signature", ""), expected):
             count(BAD, 0)
@@ -289,12 +294,16 @@ def serve_callbacks(port: int, counters: Any, body_size: int) -> None:
 class Callbacks:
     """The callback server's process and its counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, subscribers: int = 0) -> None:
         self.counters = multiprocessing.Array("d", 5)
+        # Deliveries per subscriber of the big topic (capped at 255): one byte each.
+        self.seen = multiprocessing.Array(ctypes.c_ubyte, max(subscribers, 1), lock=False)
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.process = multiprocessing.Process(
-            target=serve_callbacks, args=(port, self.counters, len(BODY)), daemon=True
+            target=serve_callbacks,
+            args=(port, self.counters, len(BODY), self.seen),
+            daemon=True,
         )
         self.process.start()
         wait_until(lambda: answers(f"{self.base}/topic/warm"), 30, "the callback server")
@@ -307,6 +316,14 @@ class Callbacks:
         with self.counters.get_lock():
             for index in (POSTS, FIRST, LAST, BAD):
                 self.counters[index] = 0
+        ctypes.memset(ctypes.addressof(self.seen), 0, len(self.seen))
+
+    def missing_and_duplicates(self, n: int) -> tuple[int, int]:
+        """Of the big topic's first ``n`` subscribers: how many got nothing since the last
+        reset, and how many got it more than once."""
+        got = bytes(self.seen)[:n]
+        missing = got.count(0)
+        return missing, n - missing - got.count(1)
 
     def callback(self, topic: str, n: int) -> str:
         return f"{self.base}/cb/{topic}/{n}"
@@ -439,6 +456,8 @@ class Figures:
     subscription_rows: list[float] = field(default_factory=list)
     table_bytes: dict[str, int] = field(default_factory=dict)
     bad_signatures: int = 0
+    missing: list[int] = field(default_factory=list)  # subscribers the round's fan-out missed
+    duplicates: list[int] = field(default_factory=list)  # subscribers it sent to twice or more
     notes: list[str] = field(default_factory=list)
 
 
@@ -831,6 +850,9 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
         figures.first_delivery.append(callbacks[FIRST] - started)
         figures.bad_signatures += int(callbacks[BAD])
         wait_idle(setup, args.timeout)
+        missing, duplicates = callbacks.missing_and_duplicates(n)
+        figures.missing.append(missing)
+        figures.duplicates.append(duplicates)
         writes = ""
         if setup.hub_writes and written is not None:
             now = setup.hub_writes()
@@ -854,7 +876,8 @@ def fanout(setup: Setup, callbacks: Callbacks, figures: Figures, args: argparse.
             f"  fan-out round {round_ + 1}: hub {rate:,.0f}/s, raw {before:,.0f} and "
             f"{after:,.0f}/s, ratio {figures.ratios[-1]:.2f}; publish answered in "
             f"{1000 * figures.publish_answer[-1]:.0f} ms, first delivery after "
-            f"{1000 * figures.first_delivery[-1]:.0f} ms{writes}",
+            f"{1000 * figures.first_delivery[-1]:.0f} ms, {missing:,} subscribers missed and "
+            f"{duplicates:,} sent to twice{writes}",
             flush=True,
         )
         before = after
@@ -1075,7 +1098,7 @@ def kind_of_work(stack: str) -> str:
 def measure(name: str, src: str, args: argparse.Namespace) -> list[Figures]:
     with tempfile.TemporaryDirectory(prefix=f"bench-hub-{name}-") as tmp:
         work = Path(tmp)
-        callbacks = Callbacks()
+        callbacks = Callbacks(max(args.subscribers))
         memory = Memory([])
         try:
             if name == "flask-websub":
@@ -1391,9 +1414,16 @@ def main() -> None:
     if args.plot:
         plot(earlier + results, Path(args.plot))
     bad = sum(fig.bad_signatures for fig in results)
-    print(f"deliveries with a wrong signature: {bad}; took {time.monotonic() - started:.0f} s")
+    missing = sum(sum(fig.missing) for fig in results)
+    twice = sum(sum(fig.duplicates) for fig in results)
+    print(
+        f"deliveries with a wrong signature: {bad}; subscribers missed: {missing}, sent to "
+        f"twice: {twice}; took {time.monotonic() - started:.0f} s"
+    )
     if bad:
         raise SystemExit("some deliveries were not signed correctly")
+    if missing:
+        raise SystemExit("some subscribers did not get the content")
 
 
 if __name__ == "__main__":

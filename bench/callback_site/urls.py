@@ -14,7 +14,14 @@ def bare(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponse(subscription.topic if subscription else "", content_type="text/plain")
 
 
+def bare_exists(request: HttpRequest, pk: int) -> HttpResponse:
+    """The lightest view that still asks the database: does the row exist (the baseline)."""
+    found = Subscription.objects.filter(pk=pk).exists()
+    return HttpResponse("yes" if found else "", content_type="text/plain")
+
+
 urlpatterns = [
     path("bare/<int:pk>/", bare),
+    path("bare-exists/<int:pk>/", bare_exists),
     path("subscriber/", include("django_push.subscriber.urls")),
 ]
