@@ -29,13 +29,6 @@ from tests.conftest import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples" / "quickstart"
 PAGE = ROOT / "docs" / "quickstart.rst"
-START = time.monotonic()
-
-pytestmark = pytest.mark.slow
-
-
-def progress(message: str) -> None:
-    print(f"[quickstart {time.monotonic() - START:5.1f}s] {message}", flush=True)
 
 
 def free_port() -> int:
@@ -59,6 +52,10 @@ class Project:
         self.env["PYTHONUNBUFFERED"] = "1"
         self.processes: list[subprocess.Popen[str]] = []
         self.output: list[str] = []
+        self.started = time.monotonic()
+
+    def progress(self, message: str) -> None:
+        print(f"[quickstart {time.monotonic() - self.started:5.1f}s] {message}", flush=True)
 
     def example(self, name: str) -> str:
         """A file of the page, with its port 8000 moved to this test's free port."""
@@ -158,10 +155,11 @@ def test_the_page_shows_these_files_whole():
     assert commands[:5] == ["startapp", "makemigrations", "migrate", "runserver", "push_worker"]
 
 
+@pytest.mark.slow
 def test_quickstart_in_a_fresh_project(project):
     root = project.path
     root.mkdir()
-    progress(f"startproject in {root}, port {project.port}")
+    project.progress(f"startproject in {root}, port {project.port}")
     subprocess.run(
         [sys.executable, "-m", "django", "startproject", "mysite", str(root)],
         env=project.env,
@@ -179,14 +177,14 @@ def test_quickstart_in_a_fresh_project(project):
         (root / "blog" / name).write_text(project.example(f"blog/{name}"))
     (root / "mysite" / "urls.py").write_text(project.example("urls.py"))
     # Step 4: the tables. The checks name the two development switches, and nothing else.
-    progress("makemigrations blog, migrate")
+    project.progress("makemigrations blog, migrate")
     project.run("makemigrations", "blog")
     project.run("migrate")
     warned = re.findall(r"\((\w+\.[EW]\d+)\)", project.run("check"))
     assert sorted(warned) == ["django_push.W001", "django_push.W101"]
 
     # Step 5: the web server and a worker.
-    progress("runserver and push_worker")
+    project.progress("runserver and push_worker")
     project.start("runserver", f"127.0.0.1:{project.port}")
     project.start("push_worker")
     wait_until(lambda: serving(project), timeout=30, message="runserver")
@@ -198,7 +196,7 @@ def test_quickstart_in_a_fresh_project(project):
     assert b"<entry>" not in body
 
     # Step 6: subscribe to the feed; the hub verifies the callback through the worker.
-    progress("subscribe")
+    project.progress("subscribe")
     project.run("shell", "-c", project.example("subscribe.py"))
     rows = wait_until(
         lambda: project.query("SELECT topic FROM subscriber_subscription WHERE verified"),
@@ -208,7 +206,7 @@ def test_quickstart_in_a_fresh_project(project):
     assert rows == [(feed_url,)]
 
     # Step 7: publish a post; the receiver prints the notification in runserver's output.
-    progress("publish")
+    project.progress("publish")
     project.run("shell", "-c", project.example("publish.py"))
     line = f"runserver: {feed_url}: "
     printed = wait_until(
@@ -219,7 +217,7 @@ def test_quickstart_in_a_fresh_project(project):
     assert re.fullmatch(
         r"\d+ bytes of application/atom\+xml(; charset=utf-8)?", printed[0].removeprefix(line)
     )
-    progress("notified")
+    project.progress("notified")
     # Dated items: with a post, the same feed is the same bytes, so the hub sees "unchanged".
     body = project.get("/feed/")[2]
     assert b"<title>Hello, world</title>" in body
