@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 from django.test import override_settings
-from django.urls import resolve
 
 from django_push import checks
 from django_push.conf import Settings
-from tests.hub_queue import run_queued
 from tests.servers import Reply
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.rst"))
+QUICKSTART = DOCS / "examples" / "quickstart"  # run in a project: test_quickstart_project.py
 
 
 def test_docs_have_no_untested_python_blocks():
@@ -33,7 +32,7 @@ def test_docs_have_no_untested_python_blocks():
         for target, options in re.findall(r"\.\. literalinclude:: (\S+)\n((?:   :.*\n)*)", text):
             path = DOCS / target
             assert path.exists(), f"{page.name} includes missing {target}"
-            assert path.parent.name == "examples", (
+            assert path.relative_to(DOCS).parts[0] == "examples", (
                 f"{page.name}: Python must come from docs/examples"
             )
             for name in re.findall(r":pyobject: (\w+)", options):
@@ -56,7 +55,7 @@ def test_every_setting_and_check_id_is_documented():
 
 @pytest.mark.django_db
 def test_settings_example_passes_the_checks():
-    values = runpy.run_path(str(DOCS / "examples" / "settings_example.py"))
+    values = runpy.run_path(str(QUICKSTART / "settings.py"))
     push = {name: value for name, value in values.items() if name.startswith("PUSH_")}
     assert "django_tasks_db" in values["INSTALLED_APPS"]
     with override_settings(**push, PUSH_HUB_ALLOW_PRIVATE_ADDRESSES=False):  # tests turn it on
@@ -66,25 +65,6 @@ def test_settings_example_passes_the_checks():
             checks.check_hub_settings,
         ):
             assert check() == [], check.__name__
-
-
-def test_urls_example_routes(monkeypatch):
-    import sys
-
-    from docs.examples import quickstart_publisher
-
-    # The snippet imports the quickstart's feed from the reader's app, "blog".
-    monkeypatch.setitem(sys.modules, "blog", type(sys)("blog"))
-    monkeypatch.setitem(sys.modules, "blog.feeds", quickstart_publisher)
-    namespace = runpy.run_path(str(DOCS / "examples" / "urls_example.py"))
-    with override_settings(
-        ROOT_URLCONF=type("urls", (), {"urlpatterns": namespace["urlpatterns"]})
-    ):
-        match = resolve("/feed/")
-        assert match.url_name == "latest_posts_feed"
-        assert isinstance(match.func, quickstart_publisher.LatestPostsFeed)
-        assert resolve("/hub/").url_name == "push_hub"
-        assert resolve("/subscriber/3/").kwargs == {"pk": 3}
 
 
 @pytest.mark.django_db
@@ -149,140 +129,10 @@ def test_quickstart_is_first_in_the_toctree():
 
 
 @pytest.mark.django_db
-def test_quickstart_feed_declares_the_hub(rf, settings):
-    from docs.examples import quickstart_publisher as example
-
-    settings.PUSH_HUB = "https://www.example.com/hub/"
-    response = example.LatestPostsFeed()(rf.get("/feed/"))
-    assert response.status_code == 200
-    assert response["Link"] == (
-        '<https://www.example.com/hub/>; rel="hub", <https://www.example.com/feed/>; rel="self"'
-    )
-    from xml.etree import ElementTree
-
-    atom = "{http://www.w3.org/2005/Atom}"
-    feed = ElementTree.fromstring(response.content)
-    links = {link.get("rel"): link.get("href") for link in feed.findall(f"{atom}link")}
-    assert links["hub"] == "https://www.example.com/hub/"
-    assert links["self"] == "https://www.example.com/feed/"
-    assert [entry.findtext(f"{atom}title") for entry in feed.findall(f"{atom}entry")] == [
-        "Hello, world"
-    ]
-    head = example.LatestPostsFeed()(rf.head("/feed/"))
-    assert head["Link"] == response["Link"]
-    # Dated items: the same feed twice is the same bytes, so the hub sees it unchanged.
-    assert example.LatestPostsFeed()(rf.get("/feed/")).content == response.content
-
-
-@pytest.mark.django_db
-def test_quickstart_ping_after_save(server, settings, django_capture_on_commit_callbacks):
-    import types
-
-    from django.db import transaction
-    from django.db.models.signals import post_save
-    from docs.examples import quickstart_publisher as example
-
-    from tests.testapp.models import MyModel
-
-    settings.PUSH_HUB = server.url + "/hub"
-    server.default = Reply(204)
-    config = example.BlogConfig("tests.testapp", __import__("tests.testapp"))
-    asked = []
-    config.get_model = lambda name: asked.append(name) or MyModel
-    config.ready()
-    try:
-        assert asked == ["Post"]
-        # A rolled-back save pings nobody.
-        with (
-            django_capture_on_commit_callbacks(execute=True),
-            pytest.raises(RuntimeError),
-            transaction.atomic(),
-        ):
-            MyModel.objects.create(title="draft")
-            raise RuntimeError("rolled back")
-        assert server.requests == []
-        # A committed save pings PUSH_HUB once, for the feed URL, after the commit.
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            MyModel.objects.create(title="News")
-            assert server.requests == []
-        assert len(callbacks) == 1
-        callbacks[0]()
-        run_queued()  # on a real queue (PUSH_TEST_TASKS=db|rq); nothing left otherwise
-    finally:
-        assert post_save.disconnect(example.ping_hub_after_save, sender=MyModel)
-    assert [(r.method, r.path) for r in server.requests] == [("POST", "/hub")]
-    form = server.requests[0].form
-    assert form["hub.mode"] == ["publish"]
-    assert form["hub.url"] == form["hub.topic"] == [example.FEED_URL]
-    assert isinstance(example.POSTS[0], types.SimpleNamespace)
-
-
-@pytest.mark.django_db
-def test_quickstart_subscribe_verify_and_receive(
-    client, server, settings, django_capture_on_commit_callbacks, caplog
-):
-    from docs.examples import quickstart_subscriber as example
-
-    from django_push.subscriber.models import Subscription
-
-    topic = server.url + "/feed/"
-    settings.PUSH_DOMAIN = "www.example.com"
-    server.replies["/start"] = Reply(
-        200, b"", {"Link": f'<{server.url}/hub>; rel="hub", <{topic}>; rel="self"'}
-    )
-    server.replies["/hub"] = Reply(202)
-    with django_capture_on_commit_callbacks(execute=True):
-        subscription = example.subscribe_to(server.url + "/start")
-    run_queued()
-    # Discovery: the hub and the canonical topic URL come from the Link header.
-    assert (subscription.hub, subscription.topic) == (server.url + "/hub", topic)
-    request = server.requests[-1]
-    assert request.path == "/hub"
-    assert request.form["hub.mode"] == ["subscribe"]
-    assert request.form["hub.topic"] == [topic]
-    callback = f"http://www.example.com/subscriber/{subscription.pk}/"
-    assert request.form["hub.callback"] == [f"{callback}?token={subscription.callback_token}"]
-
-    # The hub verifies the intent through the callback view.
-    path = callback.removeprefix("http://www.example.com")
-    query = {
-        "token": subscription.callback_token,
-        "hub.mode": "subscribe",
-        "hub.topic": topic,
-        "hub.challenge": "c-123",
-        "hub.lease_seconds": "86400",
-    }
-    response = client.get(path, query)
-    assert (response.status_code, response.content) == (200, b"c-123")
-    subscription.refresh_from_db()
-    assert subscription.verified and subscription.lease_seconds == 86400
-
-    # The hub delivers content: the signal receiver sees it.
-    with caplog.at_level(logging.INFO, logger=example.__name__):
-        response = client.post(
-            f"{path}?token={subscription.callback_token}",
-            data=b"<feed/>",
-            content_type="application/atom+xml",
-        )
-    assert response.status_code == 200
-    assert f"{topic}: 7 bytes of application/atom+xml" in caplog.messages
-
-    # Content for an unknown subscription never reaches the receiver.
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger=example.__name__):
-        assert (
-            client.post("/subscriber/999999/", data=b"x", content_type="text/plain").status_code
-            == 410
-        )
-    assert [r for r in caplog.records if r.name == example.__name__] == []
-    assert Subscription.objects.count() == 1
-
-
-@pytest.mark.django_db
 def test_quickstart_own_hub_accepts_only_its_topics(client):
     from django_push.hub.models import Ping
 
-    values = runpy.run_path(str(DOCS / "examples" / "settings_example.py"))
+    values = runpy.run_path(str(QUICKSTART / "settings.py"))
     push = {name: value for name, value in values.items() if name.startswith("PUSH_HUB")}
     assert push["PUSH_HUB"] == push["PUSH_HUB_URL"]  # the feeds declare this site's hub
     from tests.hub_rows import subscribe
@@ -475,7 +325,7 @@ def test_engine_settings_are_the_ones_the_benchmark_measured(monkeypatch):
 def test_quickstart_local_settings_pass_the_checks():
     from django_push.checks import deferred_sqlite
 
-    values = runpy.run_path(str(DOCS / "examples" / "quickstart_local_settings.py"))
+    values = runpy.run_path(str(QUICKSTART / "settings_local.py"))
     assert deferred_sqlite(values["DATABASES"]) == []  # no W106
     assert values["LOGGING"]["loggers"]["django_push"]["level"] == "INFO"
     push = {name: value for name, value in values.items() if name.startswith("PUSH_")}

@@ -8,13 +8,14 @@ PUSH_HUB = PUSH_HUB_URL = "http://127.0.0.1:8000/hub/"
 PUSH_HUB_TOPICS = ["http://127.0.0.1:8000/"]
 PUSH_ALLOW_PRIVATE_ADDRESSES = True  # the network guard would refuse 127.0.0.1:8000
 PUSH_INSECURE_SECRETS = True  # send hub.secret over plain HTTP, so deliveries are signed
+BLOG_FEED_URL = "http://127.0.0.1:8000/feed/"
 
 # SQLite with a web server and a worker writing at once: WAL, and IMMEDIATE transactions
 # (else "database is locked"; manage.py check warns, django_push.W106).
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": "db.sqlite3",
+        "NAME": "db.sqlite3",  # in the directory you run manage.py from
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -23,13 +24,10 @@ DATABASES = {
     }
 }
 
-# Django's default logging hides INFO: show django-push's lines and your receiver's.
+# Django's default logging hides INFO: show what django-push does.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {
-        "django_push": {"handlers": ["console"], "level": "INFO"},
-        "blog": {"handlers": ["console"], "level": "INFO"},  # your app
-    },
+    "loggers": {"django_push": {"handlers": ["console"], "level": "INFO"}},
 }
