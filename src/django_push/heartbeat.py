@@ -25,8 +25,6 @@ from django_push.conf import conf
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
-logger = logging.getLogger("django_push")
-
 DATABASE_DOWN = "the database is unreachable"
 
 
@@ -104,8 +102,10 @@ class AgeCollector:
     """A beat's age for Prometheus, read at each scrape (one primary-key lookup); absent
     before the first beat, and when the database cannot say."""
 
-    def __init__(self, name: str, doc: str, read: Callable[[], float | None]) -> None:
-        self.name, self.doc, self.read = name, doc, read
+    def __init__(
+        self, name: str, doc: str, read: Callable[[], float | None], logger: logging.Logger
+    ) -> None:
+        self.name, self.doc, self.read, self.logger = name, doc, read, logger
 
     def describe(self) -> Iterable[Metric]:
         from prometheus_client.core import GaugeMetricFamily
@@ -118,7 +118,7 @@ class AgeCollector:
         try:
             seconds = self.read()
         except DatabaseError:
-            logger.exception("Metrics: %s could not be read", self.name)
+            self.logger.exception("Metrics: %s could not be read", self.name)
             return
         if seconds is not None:
             yield GaugeMetricFamily(self.name, self.doc, value=seconds)
@@ -127,11 +127,14 @@ class AgeCollector:
 _registered: set[str] = set()
 
 
-def register_age(name: str, doc: str, read: Callable[[], float | None]) -> None:
-    """Add the gauge ``name`` to Prometheus' default registry, once per process."""
+def register_age(
+    name: str, doc: str, read: Callable[[], float | None], logger: logging.Logger
+) -> None:
+    """Add the gauge ``name`` to Prometheus' default registry, once per process; a failed
+    read is logged on ``logger``."""
     if name in _registered:
         return
     from prometheus_client.registry import REGISTRY
 
-    REGISTRY.register(AgeCollector(name, doc, read))  # a Collector by shape
+    REGISTRY.register(AgeCollector(name, doc, read, logger))  # a Collector by shape
     _registered.add(name)

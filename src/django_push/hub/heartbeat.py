@@ -14,6 +14,7 @@ therefore leaves one chain.
 from __future__ import annotations
 
 import datetime
+import logging
 import secrets
 
 from django.db import models, transaction
@@ -22,6 +23,8 @@ from django.utils.translation import gettext_lazy as _
 
 from django_push import heartbeat as shared
 from django_push.conf import conf
+
+logger = logging.getLogger("django_push.hub")
 
 NEVER = "no heartbeat yet: run manage.py push_heartbeat once the workers run"
 LATE = "the workers' heartbeat is older than PUSH_HUB_HEALTH_MAX_AGE: are the workers running?"
@@ -76,4 +79,4 @@ def register_metrics() -> None:
     """Add the heartbeat's gauge to Prometheus' default registry, once (when the metrics'
     instruments are made)."""
     doc = "Seconds since the workers' heartbeat task last ran (absent before the first)."
-    shared.register_age(METRIC, doc, age)
+    shared.register_age(METRIC, doc, age, logger)

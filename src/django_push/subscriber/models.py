@@ -666,3 +666,7 @@ class Subscription(models.Model):
         hub's retry, or the next poll, brings it again."""
         Subscription.objects.filter(pk=self.pk, content_hash=digest).update(content_hash=previous)
         self.content_hash = previous
+
+
+# The renewal beat's model lives with the rest of the beat; Django finds models here.
+from django_push.subscriber.heartbeat import RenewalBeat  # noqa: E402, F401
