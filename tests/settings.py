@@ -116,6 +116,8 @@ PUSH_HUB_ALLOW_PRIVATE_ADDRESSES = True
 PUSH_TIMEOUT = 5
 # Worker processes of the heartbeat test beat this often (seconds).
 PUSH_HEARTBEAT_INTERVAL = float(os.environ.get("PUSH_TEST_HEARTBEAT") or 0) or None
+# Worker processes of the subscriber's heartbeat test renew this often (seconds).
+PUSH_RENEW_INTERVAL = int(os.environ.get("PUSH_TEST_RENEW_INTERVAL") or 3600)
 # Tests of refusals want them at once; tests/test_subscriber_patience.py sets its own.
 PUSH_SUBSCRIBER_RETRY_HORIZON = 0
 # W107: ALLOWED_HOSTS = ["*"] without PUSH_HUB_TOPICS (tests/test_checks.py un-silences it).

@@ -75,6 +75,17 @@ def test_retry_horizon_of_zero_or_more_seconds_is_fine(settings, value):
     assert ids(checks.check_subscriber_settings()) == []
 
 
+@pytest.mark.parametrize("value", [0, -1, "7200", True, 3600, 60])
+def test_e019_subscriber_health_max_age(settings, value):
+    settings.PUSH_RENEW_INTERVAL = 3600
+    settings.PUSH_SUBSCRIBER_HEALTH_MAX_AGE = value
+    assert ids(checks.check_subscriber_settings()) == ["django_push.E019"]
+    settings.PUSH_SUBSCRIBER_HEALTH_MAX_AGE = 7200.5
+    assert ids(checks.check_subscriber_settings()) == []
+    settings.PUSH_SUBSCRIBER_HEALTH_MAX_AGE = None
+    assert ids(checks.check_subscriber_settings()) == []
+
+
 @pytest.mark.parametrize("value", [0, "abc", 1.5])
 def test_e006_bad_max_body_size(settings, value):
     settings.PUSH_MAX_BODY_SIZE = value

@@ -212,6 +212,7 @@ def test_operations_urls_example_routes(live_server):
     with override_settings(ROOT_URLCONF=urls):
         assert resolve("/hub/").url_name == "push_hub"
         assert resolve("/hub/health/").func is health.health
+        assert resolve("/subscriber/health/").url_name == "subscriber_health"
         assert resolve("/metrics/").url_name == "push_metrics"
     text = (docs / "operations.rst").read_text()
     assert "operations" in (docs / "index.rst").read_text()
@@ -222,6 +223,7 @@ def test_operations_urls_example_routes(live_server):
 
     from django_push import metrics
     from django_push.metrics import collector
+    from django_push.subscriber import heartbeat as subscriber_heartbeat
 
     documented = set(re.findall(r"``(django_push_[a-z_]+)", text))
     exposed = {
@@ -234,6 +236,7 @@ def test_operations_urls_example_routes(live_server):
         "django_push_hub_delivery_duration_seconds",
         *collector.GAUGES,
         heartbeat.METRIC,
+        subscriber_heartbeat.METRIC,
     }
     assert documented == exposed
     for outcome in (*metrics.DELIVERY_OUTCOMES, *metrics.PUBLISH_OUTCOMES):

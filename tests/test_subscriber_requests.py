@@ -59,9 +59,10 @@ def test_insecure_secrets_setting_sends_secret_over_http(server, settings):
     sub = Subscription.objects.create(topic="http://example.com/f", hub=server.url)
     sub.subscribe()
     sub.refresh_from_db()
-    assert len(sub.secret) == 50
-    assert len(sub.secret.encode()) < 200  # S-6
-    assert server.requests[0].form["hub.secret"] == [sub.secret]
+    # Pending until the hub verifies it (the hub's content is checked against ``secret``).
+    assert (sub.secret, len(sub.pending_secret)) == ("", 50)
+    assert len(sub.pending_secret.encode()) < 200  # S-6
+    assert server.requests[0].form["hub.secret"] == [sub.pending_secret]
 
 
 def test_https_hub_gets_a_secret_that_survives_renewal(unused_tcp_port):
@@ -71,12 +72,12 @@ def test_https_hub_gets_a_secret_that_survives_renewal(unused_tcp_port):
     with pytest.raises(SubscriptionError):
         sub.subscribe()  # nobody listens: the point is the secret made for an https hub
     sub.refresh_from_db()
-    first = sub.secret
-    assert len(first) == 50
+    first = sub.pending_secret
+    assert (sub.secret, len(first)) == ("", 50)
     with pytest.raises(SubscriptionError):
         sub.subscribe()
     sub.refresh_from_db()
-    assert sub.secret == first
+    assert (sub.secret, sub.pending_secret) == ("", first)
 
 
 def test_unsubscribe_request_has_no_lease_nor_secret(server, settings):

@@ -14,8 +14,10 @@ import hmac
 import io
 import re
 import sqlite3
+import urllib.error
+import urllib.request
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from django.core.management import call_command
@@ -24,6 +26,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from django_push.subscriber.signals import updated
 from tests.servers import Reply
 
 DATA = Path(__file__).parent / "legacy11"
@@ -203,9 +206,11 @@ def test_upgrade_from_what_11_wrote(db_11, server, client):
         assert request.form["hub.callback"] == [row.callback_url]
         assert row.callback_url.startswith(old + "?token=") and row.callback_token
         # A 1.1 secret is kept and sent again (a renewal does not rotate it); a row without
-        # one gets one, since PUSH_INSECURE_SECRETS stands in for HTTPS here.
-        assert request.form["hub.secret"] == [row.secret]
-        assert row.secret == before[pk][0] or not before[pk][0]
+        # one gets one, since PUSH_INSECURE_SECRETS stands in for HTTPS here, kept pending
+        # until the hub verifies it.
+        assert row.secret == before[pk][0]
+        assert request.form["hub.secret"] == [row.secret or row.pending_secret]
+        assert bool(row.pending_secret) == (not before[pk][0])
         assert row.pending == "subscribe"
         assert row.legacy_callback == (old if ROWS_11[pk][2] else "")
         assert row.verified == ROWS_11[pk][2]
@@ -228,6 +233,7 @@ def test_upgrade_from_what_11_wrote(db_11, server, client):
         row.refresh_from_db()
         assert row.verified and row.pending == "" and not row.has_expired()
         assert row.lease_seconds == 86400
+        assert (row.secret, row.pending_secret) == (request_secret(sent[pk]), "")
 
     # Once a move is verified, the hub is asked to unsubscribe the 1.1 URL of every row it
     # held there (the verified ones), and the 1.1 URL answers that verification.
@@ -257,6 +263,11 @@ def test_upgrade_from_what_11_wrote(db_11, server, client):
 
     # Every row keeps its 1.1 data; none was lost beyond the merge.
     assert Subscription.objects.count() == len(ROWS_11) - len(MERGED)
+
+
+def request_secret(request):
+    [secret] = request.form["hub.secret"]
+    return secret
 
 
 def refused_move(server):
@@ -306,7 +317,6 @@ def post_11(client, pk, secret):
     return client.post(f"/subscriber/{pk}/", body, content_type="application/atom+xml", **headers)
 
 
-@pytest.mark.xfail(strict=True, reason="a move gives a secretless 1.1 row a secret its hub lacks")
 def test_unsigned_content_at_the_11_url_during_a_move_with_insecure_secrets(db_11, server, client):
     """With PUSH_INSECURE_SECRETS, moving a 1.1 row that had no secret (a plain-HTTP hub)
     saves a new secret before the hub has it; the hub still holds the 1.1 URL without one,
@@ -317,3 +327,69 @@ def test_unsigned_content_at_the_11_url_during_a_move_with_insecure_secrets(db_1
     with pytest.raises(CommandError):
         call_command("renew_subscriptions", "--legacy", stdout=io.StringIO(), stderr=io.StringIO())
     assert post_11(client, 1, "").status_code == 200
+
+
+def test_a_moved_secretless_row_takes_its_new_secret_once_verified(db_11, server, live_server):
+    """Over real HTTP: during the move the hub's unsigned content at the 1.1 URL is still
+    accepted; once the hub verifies the new URL, the secret it was sent is the row's, and
+    content there must be signed with it."""
+    from django_push.subscriber.models import Subscription
+
+    call_command("migrate", "subscriber", verbosity=0)
+    server.default = Reply(202)
+    call_command("renew_subscriptions", "--legacy", stdout=io.StringIO())
+    row = Subscription.objects.get(pk=1)
+    [request] = [r for r in server.requests if r.form["hub.callback"] == [row.callback_url]]
+    new_secret = request_secret(request)
+    assert (row.secret, row.pending_secret) == ("", new_secret)
+    assert post_live(live_server, f"/subscriber/{row.pk}/", b"<feed/>") == 200  # not yet
+
+    path, params = local(
+        row.callback_url,
+        **{
+            "hub.mode": "subscribe",
+            "hub.topic": row.topic,
+            "hub.challenge": "c",
+            "hub.lease_seconds": "86400",
+        },
+    )
+    assert get_live(live_server, path, params) == (200, b"c")
+    row.refresh_from_db()
+    assert (row.secret, row.pending_secret, row.verified) == (new_secret, "", True)
+
+    new_url = f"{path}?{urlencode({'token': row.callback_token})}"
+    body = b"<feed>new</feed>"
+    digest = hmac.new(new_secret.encode(), body, "sha256").hexdigest()
+    signed = {"X-Hub-Signature": f"sha256={digest}"}
+    assert post_live(live_server, new_url, body) == 400  # unsigned: refused now
+    wrong = {"X-Hub-Signature": "sha256=" + hmac.new(b"old", body, "sha256").hexdigest()}
+    assert post_live(live_server, new_url, body, wrong) == 200  # dropped: S-20
+    accepted = []
+    updated.connect(receiver := lambda sender, notification, **kw: accepted.append(notification))
+    try:
+        assert post_live(live_server, new_url, body, signed) == 200
+    finally:
+        updated.disconnect(receiver)
+    assert accepted == [body]
+
+
+def get_live(live_server, path, params):
+    url = f"{live_server.url}{path}?{urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def post_live(live_server, path, body, headers=None):
+    request = urllib.request.Request(
+        live_server.url + path,
+        body,
+        {"Content-Type": "application/atom+xml", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from django_push.hub.health import health
+from django_push.subscriber.heartbeat import health as subscriber_health
 from tests.testapp import views
 
 urlpatterns = [
@@ -14,6 +15,7 @@ urlpatterns = [
     ),
     path("hub/", include("django_push.hub.urls")),
     path("hub-health/", health, name="push_hub_health"),
+    path("subscriber-health/", subscriber_health, name="push_subscriber_health"),
     path("metrics/", include("django_push.metrics.urls")),
     path("feed/", views.BlogFeed(), name="feed"),
     path("mymodel/feed/", views.MyFeed(), name="feed_for_mymodel"),

@@ -11,6 +11,7 @@ from django_push.hub import health, heartbeat, replay
 from django_push.hub.models import Content, Delivery, HubSubscription
 from django_push.publisher import publish_on_commit
 from django_push.publisher.headers import hub_links
+from django_push.subscriber import heartbeat as subscriber_heartbeat
 from django_push.subscriber.models import Subscription
 
 
@@ -91,6 +92,8 @@ def state(request: HttpRequest) -> JsonResponse:
                 "signed": bool(subscription.secret),
                 "error": subscription.last_error,
                 "last_poll": subscription.last_poll_at and subscription.last_poll_at.isoformat(),
+                # Seconds since the renewal or reconciliation task last ran.
+                "heartbeat": subscriber_heartbeat.age(),
             },
             "notifications": [
                 {

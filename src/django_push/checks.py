@@ -107,6 +107,7 @@ def check_subscriber_settings(
             )
         )
     errors.extend(_check_lease_range())
+    errors.extend(_check_subscriber_health())
     errors.extend(_check_duplicate_window())
     errors.extend(_check_reconciliation())
     if conf.PUSH_INSECURE_SECRETS:
@@ -119,6 +120,25 @@ def check_subscriber_settings(
             )
         )
     return errors
+
+
+def _check_subscriber_health() -> list[CheckMessage]:
+    max_age = conf.PUSH_SUBSCRIBER_HEALTH_MAX_AGE
+    if max_age is None:
+        return []
+    # The renewal task beats every PUSH_RENEW_INTERVAL: a lower bound is always 503.
+    interval = conf.PUSH_RENEW_INTERVAL
+    if _positive_number(max_age, integer=False) and max_age > interval:
+        return []
+    return [
+        Error(
+            "PUSH_SUBSCRIBER_HEALTH_MAX_AGE must be None or a number of seconds above "
+            f"PUSH_RENEW_INTERVAL ({interval}), not {max_age!r}.",
+            hint="Twice PUSH_RENEW_INTERVAL, e.g. 7200 with the default hourly renewal run, "
+            "tells dead workers within two hours.",
+            id="django_push.E019",
+        )
+    ]
 
 
 def _check_lease_range() -> list[CheckMessage]:

@@ -107,6 +107,13 @@ class Settings:
         return value
 
     @property
+    def PUSH_SUBSCRIBER_HEALTH_MAX_AGE(self) -> float | None:
+        """Seconds since the renewal task last ran after which the subscriber's health view
+        answers 503; ``None`` (the default) leaves the beat unjudged (E019 checks it)."""
+        value: float | None = getattr(settings, "PUSH_SUBSCRIBER_HEALTH_MAX_AGE", None)
+        return value
+
+    @property
     def PUSH_SUBSCRIBER_LEASE_RANGE(self) -> tuple[int, int]:
         """``(shortest, longest)`` lease the subscriber stores from a hub's verification."""
         value: tuple[int, int] = getattr(

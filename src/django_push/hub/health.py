@@ -7,9 +7,8 @@ a stranger who calls it in a loop must cost the database no more than a 404 does
 from __future__ import annotations
 
 import datetime
-import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, models
@@ -21,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from django_push.conf import conf
+from django_push.heartbeat import HEALTHY, Health, health_response
 from django_push.hub import heartbeat
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 
@@ -101,21 +101,6 @@ def gauges() -> dict[str, float]:
     }
 
 
-@dataclass(frozen=True)
-class Health:
-    """What the health view says: only fixed words, nothing from the data or the errors."""
-
-    status: str  # "ok" or "unavailable"
-    database: str  # "ok" or "unreachable"
-    workers: str  # "ok", "late" or "unknown" (the database could not say)
-    reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-DATABASE_DOWN = "the database is unreachable"
 WORKERS_LATE = (
     "work has waited for a worker longer than PUSH_HUB_HEALTH_MAX_AGE: are the workers running?"
 )
@@ -131,12 +116,12 @@ def check(work: Backlog | None = None) -> Health:
     except DatabaseError:
         # Logged here, never shown: the error names hosts, ports and users.
         logger.exception("Hub health check: the database is unreachable")
-        return Health("unavailable", "unreachable", "unknown", DATABASE_DOWN)
+        return Health.unreachable()
     if work.oldest > conf.PUSH_HUB_HEALTH_MAX_AGE:
-        return Health("unavailable", "ok", "late", WORKERS_LATE)
+        return Health.late(WORKERS_LATE)
     if silence:
-        return Health("unavailable", "ok", "late", silence)
-    return Health("ok", "ok", "ok")
+        return Health.late(silence)
+    return HEALTHY
 
 
 @csrf_exempt  # GET and HEAD only: a POST gets 405, not a CSRF page
@@ -149,11 +134,4 @@ def health(request: HttpRequest) -> HttpResponse:
     loop costs five indexed queries a call (four ``MIN()`` and the heartbeat's primary-key
     lookup).
     """
-    result = check()
-    fields = {key: value for key, value in asdict(result).items() if value}
-    response = HttpResponse(
-        json.dumps(fields), status=200 if result.ok else 503, content_type="application/json"
-    )
-    response["Cache-Control"] = "no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return health_response(check())

@@ -16,17 +16,13 @@ from __future__ import annotations
 import datetime
 import logging
 import secrets
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
-from django.db import DatabaseError, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_push import heartbeat as shared
 from django_push.conf import conf
-
-if TYPE_CHECKING:
-    from prometheus_client.core import Metric
 
 logger = logging.getLogger("django_push.hub")
 
@@ -35,19 +31,14 @@ LATE = "the workers' heartbeat is older than PUSH_HUB_HEALTH_MAX_AGE: are the wo
 METRIC = "django_push_heartbeat_age_seconds"
 
 
-class Heartbeat(models.Model):
+class Heartbeat(shared.Beat):
     """When the heartbeat task last ran on a task backend, and which chain beats."""
 
-    backend = models.CharField(_("task backend"), max_length=100, primary_key=True)
-    beat_at = models.DateTimeField(_("last beat"))
     chain = models.CharField(_("chain"), max_length=32)
 
     class Meta:
         app_label = "push_hub"
         verbose_name = _("worker heartbeat")
-
-    def __str__(self) -> str:
-        return f"{self.backend}: {self.beat_at:%Y-%m-%d %H:%M:%S}"
 
 
 def beat(chain: str = "") -> str:
@@ -73,14 +64,7 @@ def beat(chain: str = "") -> str:
 def age(now: datetime.datetime | None = None) -> float | None:
     """Seconds since the last beat on ``PUSH_TASK_BACKEND``; ``None`` if it never beat.
     One primary-key lookup."""
-    beat = (
-        Heartbeat.objects.filter(backend=conf.PUSH_TASK_BACKEND)
-        .values_list("beat_at", flat=True)
-        .first()
-    )
-    if beat is None:
-        return None
-    return max(0.0, ((now or timezone.now()) - beat).total_seconds())
+    return shared.age(Heartbeat, now)
 
 
 def silence() -> str:
@@ -88,44 +72,11 @@ def silence() -> str:
     without a query)."""
     if conf.PUSH_HEARTBEAT_INTERVAL is None:
         return ""
-    seconds = age()
-    if seconds is None:
-        return NEVER
-    return LATE if seconds > conf.PUSH_HUB_HEALTH_MAX_AGE else ""
-
-
-class HeartbeatCollector:
-    """The heartbeat's age for Prometheus, read at each scrape (one primary-key lookup)."""
-
-    doc = "Seconds since the workers' heartbeat task last ran (absent before the first)."
-
-    def describe(self) -> Iterable[Metric]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        return [GaugeMetricFamily(METRIC, self.doc)]  # registering queries nothing
-
-    def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        try:
-            seconds = age()
-        except DatabaseError:
-            logger.exception("Metrics: the heartbeat could not be read")
-            return
-        if seconds is not None:
-            yield GaugeMetricFamily(METRIC, self.doc, value=seconds)
-
-
-_registered = False
+    return shared.silence(age(), conf.PUSH_HUB_HEALTH_MAX_AGE, never=NEVER, late=LATE)
 
 
 def register_metrics() -> None:
     """Add the heartbeat's gauge to Prometheus' default registry, once (when the metrics'
     instruments are made)."""
-    global _registered
-    if _registered:
-        return
-    from prometheus_client.registry import REGISTRY
-
-    REGISTRY.register(HeartbeatCollector())  # a Collector by shape
-    _registered = True
+    doc = "Seconds since the workers' heartbeat task last ran (absent before the first)."
+    shared.register_age(METRIC, doc, age, logger)

@@ -15,10 +15,12 @@ class SubscriberConfig(AppConfig):
 
         from django_push import checks as push_checks
         from django_push import metrics
+        from django_push.subscriber import heartbeat
         from django_push.subscriber.signals import subscription_verified
         from django_push.subscriber.tasks import catch_up_on_verification
 
         subscription_verified.connect(catch_up_on_verification, dispatch_uid="push_catch_up")
         checks.register(push_checks.check_subscriber_settings)
         checks.register(push_checks.check_common_settings)
+        metrics.when_made(heartbeat.register_metrics)
         metrics.instruments()  # PUSH_METRICS on: registered now, so a scrape shows zeros

@@ -207,6 +207,11 @@ class Subscription(models.Model):
     verify_token = models.CharField(_("Verify Token"), max_length=255, blank=True)
     lease_expiration = models.DateTimeField(_("Lease expiration"), null=True, blank=True)
     secret = models.CharField(_("Secret"), max_length=255, blank=True)
+    # A new secret goes here until the hub verifies the request that carried it: until
+    # then the hub signs (or not) with ``secret``, and content is checked against that.
+    pending_secret = models.CharField(
+        _("secret awaiting verification"), max_length=255, blank=True, editable=False
+    )
     # Added in 2.0.
     pending = models.CharField(
         _("awaiting verification of"),
@@ -376,10 +381,12 @@ class Subscription(models.Model):
         before_move: dict[str, Any] | None = None
         if mode == protocol.SUBSCRIBE:
             if not self.may_send_secret():
-                self.secret = ""
-            elif not self.secret:
-                self.secret = generate_random_string()
-            fields.append("secret")
+                self.secret = self.pending_secret = ""
+            elif not self.secret and not self.pending_secret:
+                # Kept aside until the hub verifies it (confirm_subscription()): a hub
+                # still holding the subscription without one signs nothing meanwhile.
+                self.pending_secret = generate_random_string()
+            fields += ["secret", "pending_secret"]
             if self.callback_token is None:
                 before_move = {
                     "pending": self.pending,
@@ -425,8 +432,9 @@ class Subscription(models.Model):
             lease = lease_seconds or conf.PUSH_LEASE_SECONDS
             if lease:
                 data.append((protocol.LEASE_SECONDS, str(lease)))
-            if self.secret:
-                data.append((protocol.SECRET, self.secret))
+            secret = self.pending_secret or self.secret
+            if secret:
+                data.append((protocol.SECRET, secret))
         return data
 
     async def _apost(
@@ -560,7 +568,8 @@ class Subscription(models.Model):
         """The hub verified our pending subscription with this lease (clamped).
 
         One conditional UPDATE: False, and nothing changed, if the request was no longer
-        pending (a concurrent verification got there first).
+        pending (a concurrent verification got there first). A pending secret becomes the
+        secret: the hub has it now.
         """
         seconds = clamp_lease(lease_seconds)
         now = timezone.now()
@@ -573,10 +582,15 @@ class Subscription(models.Model):
             "denied_reason": "",
             "last_error": "",
         }
+        if self.pending_secret:
+            changes.update(secret=self.pending_secret, pending_secret="")
         if self.legacy_callback and self.legacy_moved_at is None:
             changes["legacy_moved_at"] = now  # from now on the 1.1 URL gets duplicates
         rows = Subscription.objects.filter(
-            pk=self.pk, pending=self.Pending.SUBSCRIBE, callback_token=self.callback_token
+            pk=self.pk,
+            pending=self.Pending.SUBSCRIBE,
+            callback_token=self.callback_token,
+            pending_secret=self.pending_secret,
         ).update(**changes)
         if not rows:
             return False
@@ -652,3 +666,7 @@ class Subscription(models.Model):
         hub's retry, or the next poll, brings it again."""
         Subscription.objects.filter(pk=self.pk, content_hash=digest).update(content_hash=previous)
         self.content_hash = previous
+
+
+# The renewal beat's model lives with the rest of the beat; Django finds models here.
+from django_push.subscriber.heartbeat import RenewalBeat  # noqa: E402, F401

@@ -8,7 +8,7 @@ import logging
 from django.utils import timezone
 
 from django_push.conf import conf
-from django_push.subscriber import renewal
+from django_push.subscriber import heartbeat, renewal
 from django_push.subscriber.models import Subscription
 from django_push.tasks import enqueue, task
 
@@ -51,7 +51,9 @@ def renew_expiring(within: float | None = None) -> tuple[int, int]:
 
 @task()
 def renew_leases_task(reschedule: bool = True) -> list[int]:
-    """Renew expiring leases, then schedule the next run ``PUSH_RENEW_INTERVAL`` from now."""
+    """Record the renewal beat, renew expiring leases, then schedule the next run
+    ``PUSH_RENEW_INTERVAL`` from now."""
+    heartbeat.beat()
     renewed, failed = renew_expiring()
     logger.info("Lease renewal: %s renewed, %s failed", renewed, failed)
     if reschedule:
@@ -67,10 +69,11 @@ def renew_leases_task(reschedule: bool = True) -> list[int]:
 
 @task()
 def reconcile_task(reschedule: bool = True) -> dict[str, int]:
-    """Poll the due topics (``PUSH_SUBSCRIBER_RECONCILE``), then schedule the next run for
-    when the next poll falls due."""
+    """Record the renewal beat, poll the due topics (``PUSH_SUBSCRIBER_RECONCILE``), then
+    schedule the next run for when the next poll falls due."""
     from django_push.subscriber.reconcile import next_run, reconcile_due
 
+    heartbeat.beat()
     report = reconcile_due()
     if report.polled:
         logger.info("Reconciliation: %s", report)

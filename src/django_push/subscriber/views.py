@@ -61,6 +61,7 @@ VERIFICATION_FIELDS = (
     "verified",
     "pending",
     "verify_token",
+    "pending_secret",
     "callback_token",
     "legacy_callback",
     "legacy_moved_at",
