@@ -429,3 +429,27 @@ def test_handle_subscription_hook(client, settings):
 def test_other_methods_are_not_allowed(client):
     sub = active()
     assert client.put(reverse("subscriber_callback", args=[sub.pk])).status_code == 405
+
+
+def test_the_callback_lookup_loads_what_the_orm_loads(django_assert_num_queries):
+    """``for_callback`` reuses compiled SQL as a raw query: its values still go through the
+    fields' converters (datetimes, booleans), and it costs one query."""
+    from django_push.subscriber.views import CONTENT_FIELDS, VERIFICATION_FIELDS
+
+    row = Subscription.objects.create(
+        hub="http://hub.example.com/",
+        topic="http://example.com/feed",
+        verified=True,
+        secret="s3cret",
+        lease_expiration=timezone.now() + datetime.timedelta(days=1),
+        last_notification_at=timezone.now(),
+    )
+    for fields in (CONTENT_FIELDS, VERIFICATION_FIELDS):
+        expected = Subscription.objects.only(*fields).get(pk=row.pk)
+        with django_assert_num_queries(1):
+            found = Subscription.objects.for_callback(row.pk, fields)
+            assert found is not None
+            loaded = {name: getattr(found, name) for name in fields}
+        assert loaded == {name: getattr(expected, name) for name in fields}
+        assert found.pk == row.pk and type(found.verified) is bool
+    assert Subscription.objects.for_callback(row.pk + 1, CONTENT_FIELDS) is None

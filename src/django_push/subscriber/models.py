@@ -123,6 +123,10 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         )
 
 
+# The compiled SQL of Subscription.objects.for_callback(), by (database alias, fields).
+_CALLBACK_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
 class SubscriptionManager(models.Manager["Subscription"]):
     def get_queryset(self) -> SubscriptionQuerySet:
         return SubscriptionQuerySet(self.model, using=self._db)
@@ -144,6 +148,23 @@ class SubscriptionManager(models.Manager["Subscription"]):
 
     def due(self, now: datetime.datetime | None = None) -> SubscriptionQuerySet:
         return self.get_queryset().due(now)
+
+    def for_callback(self, pk: int, fields: tuple[str, ...]) -> Subscription | None:
+        """Row ``pk`` with only ``fields`` loaded, or ``None``: the one read of a callback
+        request. Its SQL is compiled once per database and field list, then reused as a raw
+        query (the values still go through the fields' converters): compiling it on every
+        request took a fifth of the callback's time."""
+        key = (self.db, fields)
+        sql = _CALLBACK_SQL.get(key)
+        if sql is None:
+            pk_name = self.model._meta.pk.attname
+            query = self.filter(pk=0).values_list(pk_name, *fields)[:1].query
+            sql, params = query.get_compiler(using=self.db).as_sql()
+            if list(params) != [0]:  # pragma: no cover - a Django change would show here
+                raise RuntimeError(f"unexpected parameters in the callback lookup: {params}")
+            _CALLBACK_SQL[key] = sql
+        found = list(self.raw(sql, [pk]))
+        return found[0] if found else None
 
     def subscribe(
         self, topic: str, hub: str | None = None, lease_seconds: int | None = None

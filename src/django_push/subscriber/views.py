@@ -210,11 +210,9 @@ class CallbackView(View):
             raise unknown() from None
         if not 0 < key <= MAX_PK:
             raise unknown()
-        # A slice, not first(): no ORDER BY to compile for a primary-key lookup.
-        found = list(Subscription.objects.only(*fields).filter(pk=key)[:1])
-        if not found:
+        subscription = Subscription.objects.for_callback(key, fields)
+        if subscription is None:
             raise unknown()
-        subscription = found[0]
         callback = subscription.callback_for(request.GET.get(TOKEN_PARAM))
         if callback is None:
             raise unknown()
