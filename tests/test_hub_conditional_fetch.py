@@ -23,7 +23,7 @@ from django_push import UA, http
 from django_push.hub import fetching
 from django_push.hub.models import Content, HubSubscription, Ping
 from django_push.hub.publishing import publish_content
-from django_push.hub.tasks import sweep
+from django_push.hub.tasks import publish_task, sweep
 from tests.conftest import wait_until
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.hub_rows import subscribe
@@ -122,6 +122,16 @@ def test_304_to_the_stored_validators_is_unchanged_and_delivers_nothing(hub, ser
     assert publish(hub, topic).status == Ping.Status.UNCHANGED
     assert "If-Modified-Since" not in fetches(server)[3].headers
     assert fetches(server)[3].headers["If-None-Match"] == '"v2"'
+
+
+def test_a_publish_without_a_ping_is_conditional_too(hub, server, topic):
+    """``publish_task`` called directly (no publish request recorded)."""
+    server.replies["/topic"] = Topic()
+    first = publish_task.call(topic, hub)
+    assert publish_task.call(topic, hub) is None
+    assert fetches(server)[1].headers["If-None-Match"] == '"v1"'
+    assert list(Content.objects.values_list("pk", flat=True)) == [first]
+    assert len(deliveries(server)) == 1
 
 
 def test_a_304_with_new_validators_keeps_them(hub, server, topic):
