@@ -315,6 +315,17 @@ def test_e107_feed_diffs_not_boolean(settings, value):
     assert "django_push.E107" not in ids(checks.check_hub_settings())
 
 
+@pytest.mark.parametrize("name", ["PUSH_HUB_CONDITIONAL_FETCH", "PUSH_HUB_FETCH_AUDIENCE"])
+@pytest.mark.parametrize("value", [1, "no", None])
+def test_e111_fetch_switches_not_boolean(settings, name, value):
+    setattr(settings, name, value)
+    messages = [m for m in checks.check_hub_settings() if m.id == "django_push.E111"]
+    assert len(messages) == 1
+    assert name in messages[0].msg
+    setattr(settings, name, False)
+    assert "django_push.E111" not in ids(checks.check_hub_settings())
+
+
 @pytest.mark.parametrize("value", [0, -60, 2.5, "3600", True])
 def test_e014_reconcile_interval_not_positive_integer(settings, value):
     settings.PUSH_SUBSCRIBER_RECONCILE = value

@@ -236,6 +236,7 @@ def check_hub_settings(
         *_check_signature_algorithm(),
         *_check_topics(),
         *_check_feed_diffs(),
+        *_check_fetch_switches(),
         *_check_hub_numbers(),
         *_check_direct_publish(),
     ]
@@ -333,6 +334,18 @@ HUB_NUMBERS = {
     "PUSH_HUB_VERIFY_TIMEOUT": False,
     "PUSH_HUB_HEALTH_MAX_AGE": True,
 }
+
+
+def _check_fetch_switches() -> list[CheckMessage]:
+    switches: dict[str, object] = {
+        "PUSH_HUB_CONDITIONAL_FETCH": conf.PUSH_HUB_CONDITIONAL_FETCH,
+        "PUSH_HUB_FETCH_AUDIENCE": conf.PUSH_HUB_FETCH_AUDIENCE,
+    }
+    return [
+        Error(f"{name} must be True or False, not {value!r}.", id="django_push.E111")
+        for name, value in switches.items()
+        if not isinstance(value, bool)
+    ]
 
 
 def _check_hub_numbers() -> list[CheckMessage]:

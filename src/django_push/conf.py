@@ -296,6 +296,18 @@ class Settings:
         value: bool = getattr(settings, "PUSH_HUB_FEED_DIFFS", False)  # E107 checks it
         return value
 
+    @property
+    def PUSH_HUB_CONDITIONAL_FETCH(self) -> bool:
+        """Fetch topics with ``If-None-Match`` / ``If-Modified-Since`` from their last fetch."""
+        value: bool = getattr(settings, "PUSH_HUB_CONDITIONAL_FETCH", True)  # E111 checks it
+        return value
+
+    @property
+    def PUSH_HUB_FETCH_AUDIENCE(self) -> bool:
+        """Tell publishers their topic's number of subscribers in the fetch's User-Agent."""
+        value: bool = getattr(settings, "PUSH_HUB_FETCH_AUDIENCE", False)  # E111 checks it
+        return value
+
     # Metrics (the django-push[metrics] extra) ---------------------------------------------
 
     @property

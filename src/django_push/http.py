@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import aiohttp
 import aiohttp.abc
 import aiohttp.payload
+from django.utils.http import parse_http_date_safe
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -78,6 +79,49 @@ class Response:
     @property
     def links(self) -> list[str]:
         return self.headers.getall("Link", [])
+
+
+# Longest validators kept (the hub's Content.etag and .last_modified columns).
+MAX_ETAG = 1024
+MAX_DATE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """A response's ``ETag`` and ``Last-Modified``, as sent, for a conditional request.
+
+    A value that could not be sent back as it came (not printable ASCII, too long) or a
+    ``Last-Modified`` that is not an HTTP date is dropped: the next request goes without it.
+    """
+
+    etag: str = ""
+    last_modified: str = ""
+
+    @classmethod
+    def of(cls, response: Response) -> Validators:
+        etag = response.headers.get("ETag", "").strip()
+        date = response.headers.get("Last-Modified", "").strip()
+        if not (_sendable(etag) and len(etag) <= MAX_ETAG):
+            etag = ""
+        if not (_sendable(date) and len(date) <= MAX_DATE and parse_http_date_safe(date)):
+            date = ""
+        return cls(etag, date)
+
+    def __bool__(self) -> bool:
+        return bool(self.etag or self.last_modified)
+
+    def headers(self) -> dict[str, str]:
+        """``If-None-Match`` and ``If-Modified-Since`` for what is known."""
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+def _sendable(value: str) -> bool:
+    return value.isascii() and value.isprintable()
 
 
 def check_url(url: str, *, guard: bool | None = None) -> None:
@@ -302,6 +346,7 @@ __all__ = [
     "FetchError",
     "GuardRefusal",
     "Response",
+    "Validators",
     "check_url",
     "client_session",
     "get",

@@ -81,7 +81,15 @@ class PingAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
 class ContentAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["topic", "content_type", "size", "fetched_at", "delivered", "pending", "failed"]
     search_fields = ["topic"]
-    readonly_fields = ["topic", "content_type", "sha256", "hub_url", "fetched_at"]
+    readonly_fields = [
+        "topic",
+        "content_type",
+        "sha256",
+        "etag",
+        "last_modified",
+        "hub_url",
+        "fetched_at",
+    ]
     exclude = ["body"]
     actions = ["send_again"]
 

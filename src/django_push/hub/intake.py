@@ -12,6 +12,7 @@ from django.db import transaction
 
 from django_push import metrics
 from django_push.conf import conf
+from django_push.http import Validators
 from django_push.hub import feeddiff, signals
 from django_push.hub.models import NO_SUBSCRIBER, Content, HubSubscription, Ping
 from django_push.hub.params import topic_allowed
@@ -41,11 +42,19 @@ def check(topic: str, body: bytes) -> None:
 
 
 def accept(
-    topic: str, body: bytes, content_type: str, hub_url: str, ping: Ping | None = None
+    topic: str,
+    body: bytes,
+    content_type: str,
+    hub_url: str,
+    ping: Ping | None = None,
+    validators: Validators | None = None,
 ) -> Content | None:
     """Store ``body`` as the new content of ``topic`` with the plan of its fan-out, and
     record the outcome on ``ping``; returns the content, or ``None`` when nobody subscribes
     or the body equals the content stored last. Raises ``PublishRefused`` (see :func:`check`).
+
+    ``validators`` (a fetch's) are kept with the content, or replace those of the content
+    stored last when the body is unchanged; a direct publish has none.
 
     The plan owes the content to the topic's active subscriptions up to the highest id at
     this moment: one aggregate, whatever their number. Fan-out tasks are the caller's.
@@ -60,6 +69,8 @@ def accept(
     last = Content.objects.latest_of(topic)
     if last is not None and last.sha256 == sha256:
         logger.info("Content of %s unchanged: nothing delivered", topic)
+        if validators is not None:
+            keep_validators(last, validators)
         if ping is not None:
             ping.unchanged(last)
         metrics.count_publish("unchanged")
@@ -73,6 +84,8 @@ def accept(
             sha256=sha256,
             hub_url=hub_url,
             feed_diff=None if diff is None else diff.body,
+            etag=validators.etag if validators else "",
+            last_modified=validators.last_modified if validators else "",
         )
         # A feed diff with no new entry is stored (the next diff starts from it) but owed
         # to nobody.
@@ -86,3 +99,14 @@ def accept(
     metrics.count_publish("fetched")
     logger.info("Publishing %s to %s subscriber(s)", topic, owed)
     return content
+
+
+def keep_validators(content: Content, validators: Validators) -> None:
+    """Record the validators a fetch of ``content``'s unchanged body came with (a topic
+    may send a new ``ETag`` for the same body); one UPDATE, only when they differ."""
+    if (content.etag, content.last_modified) == (validators.etag, validators.last_modified):
+        return
+    content.etag, content.last_modified = validators.etag, validators.last_modified
+    Content.objects.filter(pk=content.pk).update(
+        etag=validators.etag, last_modified=validators.last_modified
+    )

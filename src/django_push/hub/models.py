@@ -398,6 +398,10 @@ class Content(models.Model):
     # With PUSH_HUB_FEED_DIFFS: the feed's head and its new entries, delivered instead of
     # the body; ``body`` stays whole for the next comparison.
     feed_diff = models.BinaryField(_("feed diff"), null=True, blank=True)
+    # The topic's validators as last fetched with this body (PUSH_HUB_CONDITIONAL_FETCH);
+    # empty for a direct publish, so the next fetch is unconditional.
+    etag = models.CharField(_("ETag"), max_length=1024, blank=True)
+    last_modified = models.CharField(_("Last-Modified"), max_length=64, blank=True)
     upto = models.BigIntegerField(_("owed up to subscription"), default=0)
     cursor = models.BigIntegerField(_("handed out up to subscription"), default=0)
     owed = models.PositiveIntegerField(_("subscribers owed"), default=0)
@@ -599,9 +603,10 @@ class Ping(models.Model):
     def fetched(self, content: Content) -> None:
         self._finish(self.Status.FETCHED, content=content)
 
-    def unchanged(self, content: Content) -> None:
-        """The topic's body equals the content last stored for it: nothing to deliver."""
-        self._finish(self.Status.UNCHANGED, "same SHA-256 as the last content", content)
+    def unchanged(self, content: Content, reason: str = "same SHA-256 as the last content") -> None:
+        """The topic's body equals the content last stored for it (or the topic answered
+        304 Not Modified): nothing to deliver."""
+        self._finish(self.Status.UNCHANGED, reason, content)
 
     def skip(self, reason: str = NO_SUBSCRIBER) -> None:
         self._finish(self.Status.SKIPPED, reason)
