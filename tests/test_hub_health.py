@@ -232,6 +232,7 @@ def test_operations_urls_example_routes(live_server):
         "django_push_hub_publishes_total",
         "django_push_subscriber_notifications_total",
         "django_push_subscriber_polls_total",
+        "django_push_subscriber_sequence_gaps_total",
         "django_push_hub_publish_to_delivery_seconds",
         "django_push_hub_delivery_duration_seconds",
         *collector.GAUGES,

@@ -30,6 +30,8 @@ class Notification(models.Model):
     titles = models.JSONField(default=list)
     size = models.PositiveIntegerField(default=0)
     polled = models.BooleanField(default=False)  # found by reconciliation, not pushed
+    # The hub's Push-Sequence (PUSH_HUB_SEQUENCE_HEADER): a skipped number is a missed content.
+    sequence = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]

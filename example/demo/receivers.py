@@ -18,6 +18,8 @@ def record_notification(
 ) -> None:
     polled = bool(kwargs.get("polled"))  # reconciliation fetched it: no hub, no signature
     header = "" if polled else request.headers.get("X-Hub-Signature", "")
+    # The callback view has refused any delivery whose number is not a positive integer.
+    sequence = None if polled else request.headers.get("Push-Sequence")
     try:
         root = ElementTree.fromstring(notification)
         titles = [entry.findtext(f"{ATOM}title", "") for entry in root.findall(f"{ATOM}entry")]
@@ -34,4 +36,5 @@ def record_notification(
         titles=titles[:5],
         size=len(notification),
         polled=polled,
+        sequence=int(sequence) if sequence else None,
     )

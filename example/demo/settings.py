@@ -92,6 +92,9 @@ PUSH_METRICS = find_spec("prometheus_client") is not None
 # it every 30 s, and sends `updated` only for content the hub did not bring. On 127.0.0.1 the
 # feed is plain HTTP, so polled bodies are trusted on purpose (W005 says so; silenced here).
 PUSH_SUBSCRIBER_RECONCILE = 30
+# Each delivery carries the content's number (Push-Sequence), shown with each notification;
+# a skipped number makes the subscriber poll the feed at once.
+PUSH_HUB_SEQUENCE_HEADER = True
 PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP = True
 SILENCED_SYSTEM_CHECKS = ["django_push.W001", "django_push.W101", "django_push.W005"]
 

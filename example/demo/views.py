@@ -105,6 +105,7 @@ def state(request: HttpRequest) -> JsonResponse:
                     "size": n.size,
                     "content_type": n.content_type,
                     "polled": n.polled,
+                    "sequence": n.sequence,
                 }
                 for n in Notification.objects.all()[:8]
             ],

@@ -110,6 +110,17 @@ def check_subscriber_settings(
     errors.extend(_check_subscriber_health())
     errors.extend(_check_duplicate_window())
     errors.extend(_check_reconciliation())
+    gap: object = conf.PUSH_SUBSCRIBER_GAP_POLL_INTERVAL  # whatever was set
+    if gap is not None and (
+        isinstance(gap, bool) or not isinstance(gap, int | float) or not gap >= 0
+    ):
+        errors.append(
+            Error(
+                f"PUSH_SUBSCRIBER_GAP_POLL_INTERVAL must be a number of seconds, 0 or more, "
+                f"or None, not {gap!r}.",
+                id="django_push.E020",
+            )
+        )
     if conf.PUSH_INSECURE_SECRETS:
         errors.append(
             Warning(
@@ -237,6 +248,7 @@ def check_hub_settings(
         *_check_topics(),
         *_check_feed_diffs(),
         *_check_fetch_switches(),
+        *_check_hub_switches(),
         *_check_hub_numbers(),
         *_check_direct_publish(),
     ]
@@ -343,6 +355,18 @@ def _check_fetch_switches() -> list[CheckMessage]:
     }
     return [
         Error(f"{name} must be True or False, not {value!r}.", id="django_push.E111")
+        for name, value in switches.items()
+        if not isinstance(value, bool)
+    ]
+
+
+def _check_hub_switches() -> list[CheckMessage]:
+    switches: dict[str, object] = {  # whatever was set
+        "PUSH_HUB_SEQUENCE_HEADER": conf.PUSH_HUB_SEQUENCE_HEADER,
+        "PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE": conf.PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE,
+    }
+    return [
+        Error(f"{name} must be True or False, not {value!r}.", id="django_push.E110")
         for name, value in switches.items()
         if not isinstance(value, bool)
     ]

@@ -159,6 +159,13 @@ class Settings:
         """Trust polled bodies of plain-HTTP topics for subscriptions that have a secret."""
         return bool(getattr(settings, "PUSH_SUBSCRIBER_RECONCILE_OVER_HTTP", False))
 
+    @property
+    def PUSH_SUBSCRIBER_GAP_POLL_INTERVAL(self) -> float | None:
+        """Fewest seconds between two polls of a topic that a gap in its deliveries'
+        ``Push-Sequence`` starts; ``None`` starts none (the gap is still counted). E020."""
+        value: float | None = getattr(settings, "PUSH_SUBSCRIBER_GAP_POLL_INTERVAL", 60)
+        return value
+
     # Hub --------------------------------------------------------------------------------
 
     @property
@@ -306,6 +313,20 @@ class Settings:
     def PUSH_HUB_FETCH_AUDIENCE(self) -> bool:
         """Tell publishers their topic's number of subscribers in the fetch's User-Agent."""
         value: bool = getattr(settings, "PUSH_HUB_FETCH_AUDIENCE", False)  # E111 checks it
+        return value
+
+    @property
+    def PUSH_HUB_SEQUENCE_HEADER(self) -> bool:
+        """Number each content of a topic and send the number with its deliveries, in
+        ``Push-Sequence`` (E110 checks it)."""
+        value: bool = getattr(settings, "PUSH_HUB_SEQUENCE_HEADER", False)
+        return value
+
+    @property
+    def PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE(self) -> bool:
+        """Deliver a topic's latest stored content to each new subscription once it is
+        verified (E110 checks it)."""
+        value: bool = getattr(settings, "PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE", False)
         return value
 
     # Metrics (the django-push[metrics] extra) ---------------------------------------------

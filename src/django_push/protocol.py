@@ -19,6 +19,9 @@ SIGNATURE_HEADER: Final = "X-Hub-Signature"
 # Not WebSub's: django-push's identity of a delivery, the same on every retry of one content
 # to one subscription, so subscribers can drop repeats (docs/hub.rst, "Delivery identity").
 DELIVERY_ID_HEADER: Final = "Push-Delivery-Id"
+# Not WebSub's either: the number of a content among those its topic's subscriptions were
+# owed, one more for each (docs/hub.rst, "Sequence numbers"); a skipped one is a missed one.
+SEQUENCE_HEADER: Final = "Push-Sequence"
 
 Mode = Literal["subscribe", "unsubscribe"]
 SUBSCRIBE: Final = "subscribe"

@@ -7,6 +7,7 @@ test-output/demo.png.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -101,6 +102,7 @@ def test_publish_and_watch_the_notification_arrive(demo):
         expect(arrived).to_be_visible(timeout=15_000)
         elapsed = time.monotonic() - started
         expect(arrived).to_contain_text("signature valid")
+        expect(arrived).to_contain_text(re.compile(r"sequence #\d+"))  # PUSH_HUB_SEQUENCE_HEADER
         expect(page.locator("#hub-deliveries")).to_contain_text("1 delivered")
         expect(page.locator("#sub-lease")).to_contain_text("3600 s")
         # Operations: the health view, the worker's and the server's counts through the

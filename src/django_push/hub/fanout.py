@@ -287,6 +287,8 @@ def _prepare(content_ids: set[int]) -> dict[int, Prepared]:
             "Link": format_links([(content.hub_url, "hub"), (content.topic, "self")]),
             protocol.DELIVERY_ID_HEADER: content.delivery_id,
         }
+        if content.sequence is not None and conf.PUSH_HUB_SEQUENCE_HEADER:
+            headers[protocol.SEQUENCE_HEADER] = str(content.sequence)
         prepared[content.pk] = (content.delivered_body, headers)
     return prepared
 

@@ -14,7 +14,7 @@ from django_push import metrics
 from django_push.conf import conf
 from django_push.http import Validators
 from django_push.hub import feeddiff, signals
-from django_push.hub.models import NO_SUBSCRIBER, Content, HubSubscription, Ping
+from django_push.hub.models import NO_SUBSCRIBER, Content, HubSubscription, Ping, TopicSequence
 from django_push.hub.params import topic_allowed
 
 logger = logging.getLogger("django_push.hub")
@@ -90,6 +90,8 @@ def accept(
         # A feed diff with no new entry is stored (the next diff starts from it) but owed
         # to nobody.
         owed = content.plan(owe=diff is None or diff.new > 0)
+        if owed and conf.PUSH_HUB_SEQUENCE_HEADER:  # a content owed to nobody takes no number
+            content.sequence = TopicSequence.objects.bump(topic)
         content.save()
         if ping is not None:
             ping.fetched(content)

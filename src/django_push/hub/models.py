@@ -402,6 +402,8 @@ class Content(models.Model):
     # empty for a direct publish, so the next fetch is unconditional.
     etag = models.CharField(_("ETag"), max_length=1024, blank=True)
     last_modified = models.CharField(_("Last-Modified"), max_length=64, blank=True)
+    # With PUSH_HUB_SEQUENCE_HEADER: the topic's number of this content (TopicSequence).
+    sequence = models.PositiveBigIntegerField(_("sequence number"), null=True, blank=True)
     upto = models.BigIntegerField(_("owed up to subscription"), default=0)
     cursor = models.BigIntegerField(_("handed out up to subscription"), default=0)
     owed = models.PositiveIntegerField(_("subscribers owed"), default=0)
@@ -462,6 +464,35 @@ class Content(models.Model):
             if not handed_out.select_for_update().exists():
                 return False
             return bool(handed_out.exclude(models.Exists(left)).update(finished_at=timezone.now()))
+
+
+class TopicSequenceQuerySet(models.QuerySet["TopicSequence"]):
+    def bump(self, topic: str) -> int:
+        """The next number of ``topic``: one UPDATE (one INSERT the first time), whose row
+        lock orders the publishes of one topic until the caller's transaction commits."""
+        with transaction.atomic():
+            if not self.filter(topic=topic).update(last=models.F("last") + 1):
+                self.bulk_create([TopicSequence(topic=topic, last=0)], ignore_conflicts=True)
+                self.filter(topic=topic).update(last=models.F("last") + 1)
+            return int(self.filter(topic=topic).values_list("last", flat=True).get())
+
+
+class TopicSequence(models.Model):
+    """The last sequence number given to a content of ``topic``. One counter per topic, not
+    per subscription: a content is owed to all of a topic's subscriptions at once, so each
+    of them sees the numbers follow each other (from the first content it is owed)."""
+
+    topic = models.URLField(_("topic"), max_length=2048, unique=True)
+    last = models.PositiveBigIntegerField(_("last number"), default=0)
+
+    objects = TopicSequenceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("topic sequence")
+        verbose_name_plural = _("topic sequences")
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.last}"
 
 
 class SpanQuerySet(models.QuerySet["Span"]):
@@ -705,6 +736,24 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         )
         retries = self.filter(status=Delivery.Status.PENDING, attempts__gt=0)
         return retries.filter(content__feed_diff__isnull=True).filter(models.Exists(newer))
+
+    def untried(self) -> DeliveryQuerySet:
+        """Due deliveries never tried: owed on subscribe, or sent again."""
+        return self.due().filter(attempts=0)
+
+    def owe_latest(self, subscriptions: Iterable[HubSubscription]) -> int:
+        """Owe each of these new subscriptions the content of its topic stored last, due
+        now (``PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE``); returns how many are owed. One query
+        per topic, one INSERT."""
+        latest: dict[str, Content | None] = {}
+        rows = []
+        for subscription in subscriptions:
+            if subscription.topic not in latest:
+                latest[subscription.topic] = Content.objects.latest_of(subscription.topic)
+            content = latest[subscription.topic]
+            if content is not None:
+                rows.append(Delivery(content=content, subscription=subscription))
+        return len(self.bulk_create(rows))
 
     def retrying(self) -> bool:
         """Whether any delivery waits for a retry (the partial index of pending rows)."""

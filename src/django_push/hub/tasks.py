@@ -61,11 +61,14 @@ def verify_intent_task(intent_id: int | None = None, gather: float = 0.0) -> int
     """Verify pending intents a batch at a time until none is claimable, waiting ``gather``
     seconds after a batch that was not full; returns how many were decided. (``intent_id``
     is not needed: tasks enqueued by 2.0 still carry it.)"""
-    from django_push.hub.models import Intent
+    from django_push.hub.models import Delivery, Intent
     from django_push.hub.verification import verify_pending
 
     Intent.objects.task_started()  # first: requests from now on enqueue another task
-    return verify_pending(gather=gather)
+    decided = verify_pending(gather=gather)
+    if conf.PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE and Delivery.objects.untried().exists():
+        start_fanout()  # the latest contents owed to the new subscriptions
+    return decided
 
 
 def start_verification(intent_id: int) -> bool:

@@ -23,7 +23,7 @@ from django_push import http, metrics, protocol
 from django_push.conf import conf
 from django_push.exceptions import FetchError
 from django_push.hub import signals
-from django_push.hub.models import Grant, HubSubscription, Intent
+from django_push.hub.models import Delivery, Grant, HubSubscription, Intent
 from django_push.hub.params import topic_allowed
 from django_push.hub.upkeep import remove
 
@@ -219,10 +219,14 @@ def _apply(verified: list[Check]) -> None:
     leaving = [pair for pair, check in last.items() if check.mode == protocol.UNSUBSCRIBE]
     if subscribes:
         grants = [Grant(c.topic, c.callback, c.secret, c.lease) for c in subscribes]
+        latest = conf.PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE
         listened = signals.subscription_activated.has_listeners(HubSubscription)
-        activated = HubSubscription.objects.activate(grants, with_rows=listened)
+        activated = HubSubscription.objects.activate(grants, with_rows=listened or latest)
+        if latest:  # a renewal has had it already
+            Delivery.objects.owe_latest(row for row, created in activated if created)
         each = [{"subscription": row, "created": created} for row, created in activated]
-        signals.send_on_commit(signals.subscription_activated, HubSubscription, *each)
+        if listened:
+            signals.send_on_commit(signals.subscription_activated, HubSubscription, *each)
     if leaving:
         remove(HubSubscription.objects.of_pairs(leaving), "unsubscribed")
 

@@ -43,6 +43,7 @@ __all__ = [
     "available",
     "count_deliveries",
     "count_delivery",
+    "count_gap",
     "count_notification",
     "count_polls",
     "count_publish",
@@ -115,6 +116,7 @@ class Instruments:
     publishes: dict[str, Counter]
     notifications: dict[str, Counter]
     polls: dict[str, Counter]
+    gaps: Counter
     latency: Histogram
     duration: Histogram
 
@@ -153,6 +155,11 @@ class Instruments:
                 "Reconciliation polls of topics by the subscriber, by outcome; 'missed' counts "
                 "content the poll found that push had not brought.",
                 POLL_OUTCOMES,
+            ),
+            gaps=Counter(
+                "django_push_subscriber_sequence_gaps",
+                "Deliveries whose Push-Sequence skipped one or more numbers: content the hub "
+                "did not bring.",
             ),
             latency=Histogram(
                 "django_push_hub_publish_to_delivery_seconds",
@@ -360,6 +367,13 @@ def count_refusal(status: int) -> None:
     2xx drops are counted where they are decided)."""
     if status >= 400:
         count_notification("refused")
+
+
+def count_gap() -> None:
+    """Count one delivery whose ``Push-Sequence`` skipped a number."""
+    metrics = instruments()
+    if metrics is not None:
+        metrics.gaps.inc()
 
 
 def count_polls(counts: Mapping[str, int]) -> None:

@@ -279,6 +279,10 @@ class Subscription(models.Model):
     last_poll_at = models.DateTimeField(_("last poll"), null=True, blank=True, editable=False)
     next_poll_at = models.DateTimeField(_("next poll"), null=True, blank=True, editable=False)
     last_poll_error = models.TextField(_("last poll error"), blank=True, editable=False)
+    # The highest Push-Sequence a delivery carried; a higher one than the next is a gap.
+    last_sequence = models.PositiveBigIntegerField(
+        _("last sequence number"), null=True, blank=True, editable=False
+    )
 
     objects = SubscriptionManager()
 
@@ -681,6 +685,32 @@ class Subscription(models.Model):
         )
         self.content_hash = digest
         return bool(rows)
+
+    def record_sequence(self, sequence: int) -> int:
+        """Record the ``Push-Sequence`` of a delivery; returns how many numbers it skipped
+        since the last one recorded (0 for the first, a retry, or an older content sent
+        late, which never lowers it). One conditional UPDATE, none for an older number."""
+        last = self.last_sequence
+        if last is not None and sequence <= last:
+            return 0
+        newer = models.Q(last_sequence__isnull=True) | models.Q(last_sequence__lt=sequence)
+        rows = Subscription.objects.filter(newer, pk=self.pk).update(last_sequence=sequence)
+        self.last_sequence = sequence
+        return sequence - last - 1 if rows and last is not None else 0
+
+    def poll_now(self) -> bool:
+        """Queue a reconciliation poll of the topic after a gap, unless it is not polled or
+        was polled less than ``PUSH_SUBSCRIBER_GAP_POLL_INTERVAL`` seconds ago; True if
+        queued. The stamp is taken by one conditional UPDATE: of two gaps at once, one polls."""
+        interval = conf.PUSH_SUBSCRIBER_GAP_POLL_INTERVAL
+        if interval is None or self.poll_interval is None:
+            return False
+        now = timezone.now()
+        recent = models.Q(last_poll_at__gt=now - datetime.timedelta(seconds=interval))
+        if not Subscription.objects.filter(pk=self.pk).exclude(recent).update(last_poll_at=now):
+            return False
+        queue.on_commit(queue.POLL_NOW, self.pk)
+        return True
 
     def forget_content(self, digest: str, previous: str) -> None:
         """Undo :meth:`receive_content` for content that was not processed after all, so the

@@ -14,6 +14,7 @@ from django_push.tasks import enqueue
 
 SUBSCRIBE = "django_push.subscriber.tasks.subscribe_task"
 UNSUBSCRIBE_LEGACY = "django_push.subscriber.tasks.unsubscribe_legacy_task"
+POLL_NOW = "django_push.subscriber.tasks.poll_now_task"
 
 
 def on_commit(task_path: str, *args: Any, using: str | None = None) -> None:

@@ -96,6 +96,15 @@ def catch_up_task(pk: int) -> dict[str, int]:
     return dict(catch_up(pk).counts)
 
 
+@task()
+def poll_now_task(pk: int) -> dict[str, int]:
+    """Poll the topic of subscription ``pk`` now: a delivery skipped a sequence number."""
+    from django_push.subscriber.reconcile import POLL_FIELDS, reconcile
+
+    polled = Subscription.objects.reconciled().filter(pk=pk).only(*POLL_FIELDS)
+    return dict(reconcile(polled).counts)
+
+
 def catch_up_on_verification(sender: object, subscription: object, **kwargs: object) -> None:
     """Receiver of ``subscription_verified``: queue the catch-up of a polled subscription."""
     from django_push.subscriber.models import Subscription

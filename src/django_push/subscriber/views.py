@@ -54,6 +54,7 @@ CONTENT_FIELDS = (
     "last_notification_at",
     "reconcile_seconds",
     "content_hash",
+    "last_sequence",
 )
 VERIFICATION_FIELDS = (
     "hub",
@@ -178,6 +179,7 @@ class CallbackView(View):
             subscription, callback = self.find_content_target(request, pk)
             body = self.read_body(request, limit)
             self.check_content(request, subscription, callback, body)
+            self.check_sequence(subscription, self.read_sequence(request))
             remembered = self.check_repeat(request, subscription, body)
             previous = subscription.content_hash
             digest = self.check_known_content(subscription, body)
@@ -343,6 +345,35 @@ class CallbackView(View):
             logger.warning("Dropped a notification with a bad signature for %s", subscription.topic)
             metrics.count_notification("bad_signature")
             raise Answer(200)
+
+    def read_sequence(self, request: HttpRequest) -> int | None:
+        """The delivery's ``Push-Sequence`` (a hub's number of the content), if any."""
+        raw = request.headers.get(protocol.SEQUENCE_HEADER)
+        if raw is None:
+            return None
+        # ASCII digits only: int() would take spaces, underscores and other scripts' digits.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18 and int(raw) > 0):
+            raise Answer(400, f"{protocol.SEQUENCE_HEADER} must be a positive integer")
+        return int(raw)
+
+    def check_sequence(self, subscription: Subscription, sequence: int | None) -> None:
+        """A number skipped since the last delivery is content the hub did not bring: count
+        it and poll the topic now (``Subscription.poll_now``). Recorded before the checks for
+        repeats, so a delivery dropped as known still counts as seen."""
+        if sequence is None:
+            return
+        skipped = subscription.record_sequence(sequence)
+        if not skipped:
+            return
+        metrics.count_gap()
+        polling = subscription.poll_now()
+        logger.warning(
+            "Deliveries of %s skipped %s sequence number(s) before %s%s",
+            subscription.topic,
+            skipped,
+            sequence,
+            ": polling the topic" if polling else "",
+        )
 
     def check_repeat(
         self, request: HttpRequest, subscription: Subscription, body: bytes

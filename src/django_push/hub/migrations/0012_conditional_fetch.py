@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('push_hub', '0010_drop_stored_last_delivery'),
+        ('push_hub', '0011_content_sequence'),
     ]
 
     operations = [
