@@ -268,3 +268,19 @@ def test_host_of_counts_servers():
     assert host_of("http://127.0.0.1:8001/a") == "127.0.0.1:8001"
     assert host_of("http://127.0.0.1:8002/a") != host_of("http://127.0.0.1:8001/a")
     assert host_of("http://[::1/") == ""
+
+
+def test_the_count_starts_again_after_the_window(server, breaker):
+    topic = server.url + "/topic"
+    server.default = Reply(500)
+    for n in range(2):
+        subscribe(f"{server.url}/cb/{n}", topic)
+    long_ago = timezone.now() - datetime.timedelta(seconds=1000)  # the window is 600 s
+    HostBreaker.objects.create(
+        host=host_of(server.url), window_started_at=long_ago, sent=9, failed=9
+    )
+    store(topic, b"x")
+    assert fanout.fanout() == (2, 0)
+    row = HostBreaker.objects.get()
+    assert (row.state, row.sent, row.failed) == ("closed", 2, 2)  # not 11 of 11: open
+    assert row.window_started_at > long_ago
