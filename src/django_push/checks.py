@@ -251,6 +251,7 @@ def check_hub_settings(
         *_check_hub_switches(),
         *_check_hub_numbers(),
         *_check_direct_publish(),
+        *_check_breaker(),
     ]
     if not any(error.id == "django_push.E105" for error in errors):  # they need the numbers
         errors += [*_check_claim_length(), *_check_heartbeat()]
@@ -417,6 +418,28 @@ def _check_direct_publish() -> list[CheckMessage]:
             id="django_push.E106",
         )
     ]
+
+
+def _check_breaker() -> list[CheckMessage]:
+    problems = []
+    switch: object = conf.PUSH_HUB_BREAKER
+    if not isinstance(switch, bool):
+        problems.append(f"PUSH_HUB_BREAKER must be True or False, not {switch!r}")
+    minimum = conf.PUSH_HUB_BREAKER_MIN_DELIVERIES
+    if not _positive_number(minimum, integer=True):
+        problems.append(
+            f"PUSH_HUB_BREAKER_MIN_DELIVERIES must be a positive integer, not {minimum!r}"
+        )
+    ratio = conf.PUSH_HUB_BREAKER_FAILURE_RATIO
+    if not _positive_number(ratio, integer=False) or ratio > 1:
+        problems.append(
+            f"PUSH_HUB_BREAKER_FAILURE_RATIO must be a number above 0 and at most 1, not {ratio!r}"
+        )
+    for name in ("PUSH_HUB_BREAKER_WINDOW", "PUSH_HUB_BREAKER_OPEN_SECONDS"):
+        value = getattr(conf, name)
+        if not _positive_number(value, integer=False):
+            problems.append(f"{name} must be a positive number of seconds, not {value!r}")
+    return [Error(f"{problem}.", id="django_push.E109") for problem in problems]
 
 
 def _check_heartbeat() -> list[CheckMessage]:

@@ -329,6 +329,38 @@ class Settings:
         value: bool = getattr(settings, "PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE", False)
         return value
 
+    @property
+    def PUSH_HUB_BREAKER(self) -> bool:
+        """Stop sending to a callback host most of whose deliveries fail, for
+        ``PUSH_HUB_BREAKER_OPEN_SECONDS``, then probe it (E109 checks the breaker settings)."""
+        value: bool = getattr(settings, "PUSH_HUB_BREAKER", True)
+        return value
+
+    @property
+    def PUSH_HUB_BREAKER_MIN_DELIVERIES(self) -> int:
+        """Deliveries to a host within the window before its breaker may open."""
+        value: int = getattr(settings, "PUSH_HUB_BREAKER_MIN_DELIVERIES", 20)
+        return value
+
+    @property
+    def PUSH_HUB_BREAKER_FAILURE_RATIO(self) -> float:
+        """Share of a host's deliveries within the window that failed, from which its breaker
+        opens (above 0, at most 1)."""
+        value: float = getattr(settings, "PUSH_HUB_BREAKER_FAILURE_RATIO", 0.8)
+        return value
+
+    @property
+    def PUSH_HUB_BREAKER_WINDOW(self) -> float:
+        """Seconds over which a host's deliveries and failures are counted."""
+        value: float = getattr(settings, "PUSH_HUB_BREAKER_WINDOW", 60)
+        return value
+
+    @property
+    def PUSH_HUB_BREAKER_OPEN_SECONDS(self) -> float:
+        """Seconds an open breaker holds its host's deliveries before one probe is sent."""
+        value: float = getattr(settings, "PUSH_HUB_BREAKER_OPEN_SECONDS", 60)
+        return value
+
     # Metrics (the django-push[metrics] extra) ---------------------------------------------
 
     @property

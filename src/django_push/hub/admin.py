@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_push.hub import replay
+from django_push.hub.breakers import HostBreaker
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 from django_push.hub.tasks import start_fanout
 
@@ -188,6 +189,53 @@ class DeliveryAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
             "can_retry": self.has_change_permission(request),
         }
         return TemplateResponse(request, "admin/push_hub/delivery/gave_up.html", context)
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("open or probing")), ("no", _("closed"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(open_until__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(open_until__isnull=True)
+        return queryset
+
+
+@admin.register(HostBreaker)
+class HostBreakerAdmin(ManagedByHub, admin.ModelAdmin):  # type: ignore[type-arg]
+    """Circuit breakers per callback host, open ones first."""
+
+    list_display = ["host", "state", "open_until", "opened_at", "opens", "sent", "failed"]
+    list_filter = [OpenFilter]
+    search_fields = ["host"]
+    readonly_fields = [
+        "host",
+        "window_started_at",
+        "sent",
+        "failed",
+        "open_until",
+        "opened_at",
+        "opens",
+        "last_error",
+    ]
+    actions = ["close"]
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return [F("open_until").desc(nulls_last=True), "host"]
+
+    @admin.display(description=_("state"))
+    def state(self, obj: HostBreaker) -> str:
+        return obj.state
+
+    @admin.action(description=_("Close selected breakers"), permissions=["change"])
+    def close(self, request: HttpRequest, queryset: QuerySet[HostBreaker]) -> None:
+        count = HostBreaker.objects.filter(pk__in=queryset.values("pk")).close()
+        self.message_user(request, f"{count} breaker(s) closed.", messages.SUCCESS)
 
 
 def _send_again(model_admin: admin.ModelAdmin, request: HttpRequest, **chosen: Any) -> None:  # type: ignore[type-arg]

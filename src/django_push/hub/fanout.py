@@ -10,6 +10,7 @@ through its ``spread`` callback (``hub.tasks`` enqueues).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 import uuid
@@ -24,8 +25,15 @@ from django.utils import timezone
 from django_push import http, metrics, protocol, signatures
 from django_push.conf import conf
 from django_push.exceptions import FetchError
-from django_push.hub import retry, signals
-from django_push.hub.models import Content, Delivery, HubSubscription, Span, claim_until
+from django_push.hub import breakers, retry, signals
+from django_push.hub.models import (
+    Content,
+    Delivery,
+    DeliveryQuerySet,
+    HubSubscription,
+    Span,
+    claim_until,
+)
 from django_push.hub.upkeep import remove
 from django_push.links import format_links
 
@@ -49,6 +57,7 @@ class Outcome:
     job: Job
     status: int | None
     error: str = ""
+    held_until: datetime.datetime | None = None  # not sent: its host's breaker is open
 
     @property
     def ok(self) -> bool:
@@ -64,6 +73,7 @@ class Batch:
     span: int | None = None
     content_id: int | None = None  # of the range
     more: bool = False  # the content has ranges left after this one
+    breakers: breakers.Watch = breakers.UNWATCHED
 
 
 NOTHING = Batch("")
@@ -228,7 +238,7 @@ async def afanout(
             batch, loaded = await turn(None, size, content_id, token, set(), spread)
             while batch.jobs:
                 prepared.update(loaded)
-                sending = senders.submit(batch.jobs)
+                sending = senders.submit(batch.jobs, batch.breakers.held)
                 done = None
                 if previous is not None:
                     done = (previous[0], await previous[1])
@@ -270,6 +280,8 @@ def _turn(
         batch = claim(size, content_id, token) if size else NOTHING
         if batch.more and spread is not None:
             spread()
+    if batch.jobs:  # after the commit: a probe's claim is a statement of its own
+        batch = dataclasses.replace(batch, breakers=breakers.watch(batch.jobs))
     missing = {job.content_id for job in batch.jobs} - loaded
     return batch, _prepare(missing) if missing else {}
 
@@ -310,11 +322,20 @@ class Senders:
         self.queue: asyncio.Queue[tuple[Job, _Collected] | None] = asyncio.Queue()
         self.workers = [asyncio.ensure_future(self._work()) for _ in range(limit)]
 
-    def submit(self, jobs: list[Job]) -> asyncio.Future[list[Outcome]]:
-        """Queue ``jobs``; the future is their outcomes, in the order they came."""
+    def submit(
+        self, jobs: list[Job], held: dict[int, datetime.datetime] | None = None
+    ) -> asyncio.Future[list[Outcome]]:
+        """Queue ``jobs`` but those ``held`` (by index: their host's breaker is open, until
+        when); the future is their outcomes, in the order they came."""
         collected = _Collected(len(jobs))
-        for job in jobs:
-            self.queue.put_nowait((job, collected))
+        held = held or {}
+        for index, job in enumerate(jobs):
+            until = held.get(index)
+            if until is None:
+                self.queue.put_nowait((job, collected))
+            else:
+                error = breakers.HELD.format(host=breakers.host_of(job.callback))
+                collected.add(Outcome(job, None, error, until))
         return collected.future
 
     async def close(self) -> None:
@@ -368,19 +389,27 @@ class _Collected:
 
 
 def record(batch: Batch, outcomes: list[Outcome]) -> None:
-    """Write back what happened to a sent batch: a range or retries."""
+    """Write back what happened to a sent batch: a range or retries; then count it on the
+    breakers of its hosts."""
     if batch.span is not None:
         record_range(batch, outcomes)
     else:
         record_retries(batch, outcomes)
+    sent = [outcome for outcome in outcomes if outcome.held_until is None]
+    breakers.tally(batch.breakers.watched, sent, timezone.now())
 
 
-def _split(outcomes: list[Outcome]) -> tuple[list[int], list[Outcome], list[int]]:
-    """(subscriptions delivered, outcomes failed but 410, subscriptions gone)."""
-    ok = [outcome.job.subscription_id for outcome in outcomes if outcome.ok]
-    failed = [outcome for outcome in outcomes if not outcome.ok and outcome.status != 410]
-    gone = [outcome.job.subscription_id for outcome in outcomes if outcome.status == 410]
-    return ok, failed, gone
+def _split(
+    outcomes: list[Outcome],
+) -> tuple[list[int], list[Outcome], list[int], list[Outcome]]:
+    """(subscriptions delivered, outcomes failed but 410, subscriptions gone, outcomes held
+    by a breaker)."""
+    held = [outcome for outcome in outcomes if outcome.held_until is not None]
+    sent = [outcome for outcome in outcomes if outcome.held_until is None]
+    ok = [outcome.job.subscription_id for outcome in sent if outcome.ok]
+    failed = [outcome for outcome in sent if not outcome.ok and outcome.status != 410]
+    gone = [outcome.job.subscription_id for outcome in sent if outcome.status == 410]
+    return ok, failed, gone, held
 
 
 def record_range(batch: Batch, outcomes: list[Outcome]) -> None:
@@ -391,14 +420,14 @@ def record_range(batch: Batch, outcomes: list[Outcome]) -> None:
     assert batch.span is not None
     assert batch.content_id is not None
     now = timezone.now()
-    ok, failed, gone = _split(outcomes)
+    ok, failed, gone, held = _split(outcomes)
     with transaction.atomic():
         decided = Span.objects.filter(
             pk=batch.span, claim=batch.token, status=Span.Status.PENDING
         ).update(
             status=Span.Status.DONE,
             delivered=len(ok),
-            failed=len(failed) + len(gone),
+            failed=len(failed) + len(gone) + len(held),
             finished_at=now,
             claimed_until=None,
         )
@@ -406,10 +435,10 @@ def record_range(batch: Batch, outcomes: list[Outcome]) -> None:
             return
         _delivered(ok)
         _gone(gone)
-        if failed:
-            _owe_again(failed, now)
+        if failed or held:
+            _owe_again(failed, held, now)
         if Delivery.objects.retrying():  # else nothing can be superseded: one indexed probe
-            again = ok + [outcome.job.subscription_id for outcome in failed]
+            again = ok + [outcome.job.subscription_id for outcome in failed + held]
             _count_superseded(Delivery.objects.filter(subscription_id__in=again).drop_obsolete())
         Content(pk=batch.content_id).finish_if_done()
     metrics.count_deliveries(outcomes, len(gone), now)
@@ -430,14 +459,25 @@ def _gone(subscription_ids: list[int]) -> None:
         remove(HubSubscription.objects.filter(pk__in=subscription_ids), "gone")
 
 
-def _owe_again(failed: list[Outcome], now: datetime.datetime) -> None:
-    """Delivery rows for the failures of a range, after their first attempt; a subscription
+def _owe_again(failed: list[Outcome], held: list[Outcome], now: datetime.datetime) -> None:
+    """Delivery rows for the failures of a range, after their first attempt, and for its
+    deliveries held by a breaker, not attempted yet (due when it ends); a subscription
     removed meanwhile (unsubscribed, expired) gets none."""
-    wanted = HubSubscription.objects.filter(pk__in=[o.job.subscription_id for o in failed])
+    wanted = HubSubscription.objects.filter(pk__in=[o.job.subscription_id for o in failed + held])
     if connection.features.has_select_for_update:
         wanted = wanted.select_for_update()  # kept until the rows referring to them exist
     alive = set(wanted.values_list("pk", flat=True))
-    rows, gave_up = [], []
+    rows = [
+        Delivery(
+            content_id=outcome.job.content_id,
+            subscription_id=outcome.job.subscription_id,
+            next_attempt_at=outcome.held_until or now,
+            last_error=outcome.error,
+        )
+        for outcome in held
+        if outcome.job.subscription_id in alive
+    ]
+    gave_up = []
     for outcome in failed:
         if outcome.job.subscription_id not in alive:
             continue
@@ -464,7 +504,8 @@ def _owe_again(failed: list[Outcome], now: datetime.datetime) -> None:
                 retry_at,
             )
     Delivery.objects.bulk_create(rows)
-    HubSubscription.objects.filter(pk__in=alive).update(failures=models.F("failures") + 1)
+    tried = {outcome.job.subscription_id for outcome in failed} & alive
+    HubSubscription.objects.filter(pk__in=tried).update(failures=models.F("failures") + 1)
     for row, callback in gave_up:
         _gave_up(row, callback)
 
@@ -474,7 +515,7 @@ def record_retries(batch: Batch, outcomes: list[Outcome]) -> None:
     or subscription gone. Rows are selected by the batch's claim token, so the common case
     (all delivered) costs two UPDATE statements whatever the batch size."""
     now = timezone.now()
-    _ok, failed, gone = _split(outcomes)
+    _ok, failed, gone, held = _split(outcomes)
     by_status: dict[int, list[int]] = {}
     for outcome in outcomes:
         if outcome.ok and outcome.status is not None and outcome.job.pk is not None:
@@ -486,7 +527,18 @@ def record_retries(batch: Batch, outcomes: list[Outcome]) -> None:
         _gone(gone)
         for outcome in failed:
             _schedule_retry(outcome, batch.token, now)
+        _hold(claimed, held, now)
     metrics.count_deliveries(outcomes, len(gone), now)
+
+
+def _hold(claimed: DeliveryQuerySet, held: list[Outcome], now: datetime.datetime) -> None:
+    """Put off the claimed rows held by a breaker, one UPDATE per host."""
+    by_until: dict[datetime.datetime, list[int]] = {}
+    for outcome in held:
+        if outcome.held_until is not None and outcome.job.pk is not None:
+            by_until.setdefault(outcome.held_until, []).append(outcome.job.pk)
+    for until, pks in by_until.items():
+        claimed.filter(pk__in=pks).hold(until, now)
 
 
 def _schedule_retry(outcome: Outcome, token: str, now: datetime.datetime) -> None:

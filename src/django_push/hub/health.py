@@ -22,6 +22,7 @@ from django.views.decorators.http import require_safe
 from django_push.conf import conf
 from django_push.heartbeat import HEALTHY, Health, health_response
 from django_push.hub import heartbeat
+from django_push.hub.breakers import HostBreaker
 from django_push.hub.models import Content, Delivery, HubSubscription, Intent, Ping
 
 logger = logging.getLogger("django_push.hub")
@@ -98,6 +99,7 @@ def gauges() -> dict[str, float]:
         "django_push_hub_active_subscriptions": HubSubscription.objects.active().count(),
         "django_push_hub_pending_deliveries": pending_deliveries(),
         "django_push_hub_oldest_pending_delivery_age_seconds": delivery_backlog(),
+        "django_push_hub_open_breakers": HostBreaker.objects.open().count(),
     }
 
 

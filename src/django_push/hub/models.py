@@ -701,9 +701,22 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         return Delivery.objects.filter(pk__in=pks).update(claimed_until=claim_until(), claim=token)
 
     def next_retry(self) -> datetime.datetime | None:
-        """When the next retry of a failed delivery is due (``None`` when none waits)."""
-        waiting = self.filter(status=Delivery.Status.PENDING, attempts__gt=0)
+        """When the next retry of a failed delivery, or of one held by a breaker, is due
+        (``None`` when none waits)."""
+        later = models.Q(attempts__gt=0) | models.Q(next_attempt_at__gt=timezone.now())
+        waiting = self.filter(later, status=Delivery.Status.PENDING)
         return waiting.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
+
+    def hold(self, until: datetime.datetime, now: datetime.datetime) -> int:
+        """Put these claimed rows off until ``until`` (their host's breaker is open) and
+        release them, without counting an attempt: their first failure moves on by as long,
+        so the time held does not count against ``PUSH_HUB_RETRY_HORIZON``."""
+        return self.update(
+            next_attempt_at=until,
+            first_failure_at=models.F("first_failure_at") + (until - now),
+            claimed_until=None,
+            claim="",
+        )
 
     def gave_up(self) -> DeliveryQuerySet:
         """Deliveries the hub stopped retrying (past ``PUSH_HUB_RETRY_HORIZON``)."""
@@ -727,14 +740,15 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         """Retries that a newer content of their topic supersedes: its plan owes it to the
         same subscription, which has received it, will receive it, or waits for its retry
         instead. A feed diff neither supersedes nor is superseded (each holds other entries),
-        and a delivery not tried yet (sent again on purpose) is left alone."""
+        and a delivery not tried yet (sent again on purpose) is left alone, unless a breaker
+        held it."""
         newer = Content.objects.filter(
             topic=models.OuterRef("content__topic"),
             pk__gt=models.OuterRef("content_id"),
             upto__gte=models.OuterRef("subscription_id"),
             feed_diff__isnull=True,
         )
-        retries = self.filter(status=Delivery.Status.PENDING, attempts__gt=0)
+        retries = self.filter(_waiting(), status=Delivery.Status.PENDING)
         return retries.filter(content__feed_diff__isnull=True).filter(models.Exists(newer))
 
     def untried(self) -> DeliveryQuerySet:
@@ -756,8 +770,9 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         return len(self.bulk_create(rows))
 
     def retrying(self) -> bool:
-        """Whether any delivery waits for a retry (the partial index of pending rows)."""
-        return self.filter(status=Delivery.Status.PENDING, attempts__gt=0).exists()
+        """Whether any delivery waits for a retry, or for a breaker (the partial index of
+        pending rows)."""
+        return self.filter(_waiting(), status=Delivery.Status.PENDING).exists()
 
     def drop_obsolete(self) -> int:
         """Delete the obsolete ones of these; returns how many."""
@@ -823,6 +838,13 @@ class Delivery(models.Model):
             failures=models.F("failures") + 1
         )
         return retry_at is None
+
+
+def _waiting() -> models.Q:
+    """Rows waiting to be sent again: retries, and first attempts a breaker held."""
+    from django_push.hub.breakers import HELD
+
+    return models.Q(attempts__gt=0) | models.Q(last_error__startswith=HELD.split("{")[0])
 
 
 def _unclaimed(now: datetime.datetime | None = None) -> models.Q:
@@ -914,4 +936,5 @@ class UsedPublishSignature(models.Model):
 
 
 # Defined in its own module; imported here so that Django registers it with the app.
+from django_push.hub.breakers import HostBreaker  # noqa: E402, F401
 from django_push.hub.heartbeat import Heartbeat  # noqa: E402, F401

@@ -23,11 +23,14 @@ GAUGES = {
     "django_push_hub_oldest_pending_delivery_age_seconds": (
         "Seconds the oldest due delivery has waited to be delivered (0 when none is due)."
     ),
+    "django_push_hub_open_breakers": (
+        "Callback hosts whose circuit breaker holds their deliveries, or is about to probe."
+    ),
 }
 
 
 class HubCollector(Collector):
-    """The hub's gauges, from three indexed queries."""
+    """The hub's gauges, from four indexed queries."""
 
     _lock = threading.Lock()
     _cached: tuple[float, dict[str, float]] | None = None

@@ -1,0 +1,214 @@
+"""Deliveries to healthy hosts while another host fails, with and without the circuit breaker.
+
+A helper process serves two hosts on 127.0.0.1: a healthy one (204) and a failing one (500).
+Each run publishes ``--publishes`` times in a row to ``--healthy`` subscribers on the healthy
+host, plus ``--failing`` on the failing one (their ids interleaved, so every batch holds
+both). Reported: the time from a publish until the last healthy delivery arrived, in three
+runs: without the failing host (baseline), with it and the breaker on, with it and the
+breaker off. The first publish of a run opens the breaker; the later ones are sent while it
+is open. Runs alternate in order, round after round; medians are reported.
+
+    .venv/test-django6-py3.12/bin/python bench/hub_breaker.py [--rounds 3] [--publishes 4]
+
+(``scripts/test`` makes that environment.) Target: the healthy hosts' time with the failing
+host, breaker on, no more than 10 % above the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import logging
+import multiprocessing
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+BODY = b"<feed>" + b"x" * 2000 + b"</feed>"
+RUNS = ("baseline", "breaker on", "breaker off")
+
+
+def serve(ports: multiprocessing.Queue, healthy, last, failed) -> None:  # type: ignore[type-arg,no-untyped-def]
+    """The two hosts: counts, and the arrival time of the last healthy delivery."""
+    from aiohttp import web
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        with healthy.get_lock():
+            healthy.value += 1
+            last.value = time.time()
+        return web.Response(status=204)
+
+    async def fail(request: web.Request) -> web.Response:
+        await request.read()
+        with failed.get_lock():
+            failed.value += 1
+        return web.Response(status=500)
+
+    async def main() -> None:
+        found = []
+        for handler in (ok, fail):
+            app = web.Application()
+            app.router.add_post("/cb/{n}", handler)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+            await site.start()
+            found.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        ports.put(found)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def setup_django(db_path: Path) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(db_path),
+                "OPTIONS": {
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                    "transaction_mode": "IMMEDIATE",
+                },
+            }
+        },
+        INSTALLED_APPS=["django.contrib.contenttypes", "django_push.hub"],
+        USE_TZ=True,
+        PUSH_HUB_ALLOW_PRIVATE_ADDRESSES=True,
+        PUSH_HUB_TOPICS=["http://publisher.test/"],
+        LOGGING_CONFIG=None,
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    # One warning per failed delivery would time the console, not the hub.
+    logging.getLogger("django_push").setLevel(logging.CRITICAL)
+
+
+def subscribe(topic: str, healthy: str, failing: str, args: argparse.Namespace) -> None:
+    """``args.healthy`` subscribers on ``healthy``, ``args.failing`` on ``failing``,
+    interleaved (one failing after every healthy ``args.healthy // args.failing``)."""
+    from django.utils import timezone
+
+    from django_push.hub.models import HubSubscription
+
+    expires = timezone.now() + datetime.timedelta(days=1)
+    every = max(1, args.healthy // max(1, args.failing))
+    rows, bad = [], 0
+    for n in range(args.healthy):
+        rows.append(f"{healthy}/cb/{n}")
+        if bad < args.failing and n % every == every - 1:
+            rows.append(f"{failing}/cb/{bad}")
+            bad += 1
+    HubSubscription.objects.bulk_create(
+        HubSubscription(topic=topic, callback=url, lease_seconds=86400, expires_at=expires)
+        for url in rows
+    )
+
+
+def run(topic: str, args: argparse.Namespace, healthy, last) -> list[float]:  # type: ignore[no-untyped-def]
+    """Publish ``args.publishes`` times; seconds until the last healthy delivery, each."""
+    from django_push.hub import intake
+    from django_push.hub.breakers import HostBreaker
+    from django_push.hub.models import Content
+    from django_push.hub.tasks import start_fanout
+
+    times = []
+    for n in range(args.publishes):
+        target = healthy.value + args.healthy
+        started = time.time()
+        body = BODY + str(n).encode()  # a new content each time
+        content = intake.accept(topic, body, "application/atom+xml", "http://hub.test/hub/")
+        assert content is not None
+        start_fanout(content.pk)  # immediate backend: runs here, to the end
+        if healthy.value != target:
+            raise SystemExit(f"{healthy.value - target + args.healthy} of {args.healthy} arrived")
+        times.append(last.value - started)
+    Content.objects.all().delete()  # their delivery rows go with them
+    HostBreaker.objects.all().delete()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--healthy", type=int, default=800)
+    parser.add_argument("--failing", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--publishes", type=int, default=4)
+    args = parser.parse_args()
+
+    healthy, failed = multiprocessing.Value("q", 0), multiprocessing.Value("q", 0)
+    last = multiprocessing.Value("d", 0.0)
+    ports: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    server = multiprocessing.Process(target=serve, args=(ports, healthy, last, failed), daemon=True)
+    server.start()
+    good, bad = (f"http://127.0.0.1:{port}" for port in ports.get(timeout=10))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        setup_django(Path(tmp) / "bench.sqlite3")
+        from django.conf import settings
+
+        from django_push.conf import conf
+
+        subscribe(
+            "http://publisher.test/alone",
+            good,
+            bad,
+            argparse.Namespace(**{**vars(args), "failing": 0}),
+        )
+        subscribe("http://publisher.test/mixed", good, bad, args)
+        print(
+            f"{args.healthy} healthy subscribers, {args.failing} on a host answering 500; "
+            f"{args.publishes} publishes a run; batch {conf.PUSH_HUB_BATCH_SIZE}, concurrency "
+            f"{conf.PUSH_HUB_CONCURRENCY}; breaker: {conf.PUSH_HUB_BREAKER_MIN_DELIVERIES} "
+            f"deliveries, ratio {conf.PUSH_HUB_BREAKER_FAILURE_RATIO}"
+        )
+        results: dict[str, list[list[float]]] = {name: [] for name in RUNS}
+        sent_to_failing: dict[str, list[int]] = {name: [] for name in RUNS}
+        for round_ in range(args.rounds):
+            order = RUNS[round_ % 3 :] + RUNS[: round_ % 3]
+            for name in order:
+                settings.PUSH_HUB_BREAKER = name != "breaker off"
+                topic = "http://publisher.test/" + ("alone" if name == "baseline" else "mixed")
+                before = failed.value
+                results[name].append(run(topic, args, healthy, last))
+                sent_to_failing[name].append(failed.value - before)
+            print(
+                f"round {round_ + 1}: "
+                + "   ".join(
+                    f"{name} {' '.join(f'{t * 1000:.0f}' for t in results[name][-1])} ms"
+                    for name in RUNS
+                )
+            )
+    server.terminate()
+    report(results, sent_to_failing)
+
+
+def report(results: dict[str, list[list[float]]], sent: dict[str, list[int]]) -> None:
+    def median(name: str, later: bool) -> float:
+        return statistics.median(
+            t for times in results[name] for t in (times[1:] if later else times[:1])
+        )
+
+    base_all = statistics.median(t for times in results["baseline"] for t in times)
+    for name in RUNS:
+        every = statistics.median(t for times in results[name] for t in times)
+        print(
+            f"{name:12}: median {every * 1000:6.1f} ms for the healthy hosts "
+            f"(first publish {median(name, False) * 1000:6.1f} ms, later "
+            f"{median(name, True) * 1000:6.1f} ms), {every / base_all:.3f} of the baseline; "
+            f"POSTs to the failing host per run: {statistics.median(sent[name]):.0f}"
+        )
+    on = statistics.median(t for times in results["breaker on"] for t in times) / base_all
+    print(f"breaker on vs baseline: {on:.3f} (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
