@@ -326,6 +326,18 @@ def test_e111_fetch_switches_not_boolean(settings, name, value):
     assert "django_push.E111" not in ids(checks.check_hub_settings())
 
 
+@pytest.mark.parametrize("name", ["PUSH_HUB_DIAGNOSTICS", "PUSH_HUB_TOPIC_DIAGNOSTICS"])
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_e112_diagnostics_switch_not_a_boolean(settings, name, value):
+    setattr(settings, name, value)
+    messages = [m for m in checks.check_hub_settings() if m.id == "django_push.E112"]
+    assert len(messages) == 1
+    assert name in messages[0].msg
+    assert repr(value) in messages[0].msg
+    setattr(settings, name, True)
+    assert "django_push.E112" not in ids(checks.check_hub_settings())
+
+
 @pytest.mark.parametrize("value", [0, -60, 2.5, "3600", True])
 def test_e014_reconcile_interval_not_positive_integer(settings, value):
     settings.PUSH_SUBSCRIBER_RECONCILE = value

@@ -249,6 +249,7 @@ def check_hub_settings(
         *_check_feed_diffs(),
         *_check_fetch_switches(),
         *_check_hub_switches(),
+        *_check_diagnostics(),
         *_check_hub_numbers(),
         *_check_direct_publish(),
         *_check_breaker(),
@@ -329,6 +330,14 @@ def _check_feed_diffs() -> list[CheckMessage]:
         return []
     return [
         Error(f"PUSH_HUB_FEED_DIFFS must be True or False, not {diffs!r}.", id="django_push.E107")
+    ]
+
+
+def _check_diagnostics() -> list[CheckMessage]:
+    return [
+        Error(f"{name} must be True or False, not {value!r}.", id="django_push.E112")
+        for name in ("PUSH_HUB_DIAGNOSTICS", "PUSH_HUB_TOPIC_DIAGNOSTICS")
+        if not isinstance(value := getattr(conf, name), bool)
     ]
 
 

@@ -361,6 +361,18 @@ class Settings:
         value: float = getattr(settings, "PUSH_HUB_BREAKER_OPEN_SECONDS", 60)
         return value
 
+    @property
+    def PUSH_HUB_DIAGNOSTICS(self) -> bool:
+        """Serve each subscription's diagnostics page to whoever holds its secret (E112)."""
+        value: bool = getattr(settings, "PUSH_HUB_DIAGNOSTICS", True)
+        return value
+
+    @property
+    def PUSH_HUB_TOPIC_DIAGNOSTICS(self) -> bool:
+        """Serve a public diagnostics page for each topic this hub serves (E112)."""
+        value: bool = getattr(settings, "PUSH_HUB_TOPIC_DIAGNOSTICS", False)
+        return value
+
     # Metrics (the django-push[metrics] extra) ---------------------------------------------
 
     @property

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -51,6 +52,7 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["topic", "hub"]
     readonly_fields = [
         "callback_url",
+        "diagnostics",
         "pending",
         "lease_seconds",
         "requested_at",
@@ -97,6 +99,14 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description=_("expired"), boolean=True)
     def expired(self, obj: Subscription) -> bool:
         return obj.has_expired()
+
+    @admin.display(description=_("diagnostics at the hub"))
+    def diagnostics(self, obj: Subscription) -> str:
+        """A link to the hub's diagnostics page of this subscription (django-push hubs)."""
+        url = obj.diagnostics_url()
+        if url is None:
+            return "-"
+        return format_html('<a href="{}" rel="noreferrer">{}</a>', url, _("open"))
 
     @admin.display(description=_("last push"), ordering="last_notification_at")
     def last_push(self, obj: Subscription) -> datetime.datetime | None:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from django_push import http, protocol
+from django_push import diagnostics, http, protocol
 from django_push.conf import conf
 from django_push.dispatch import send_on_commit
 from django_push.exceptions import FetchError, HubError
@@ -339,6 +339,13 @@ class Subscription(models.Model):
         if token is None:
             return "legacy" if self.legacy_callback else None
         return "current" if token_matches(token, self.callback_token) else None
+
+    def diagnostics_url(self) -> str | None:
+        """This subscription's diagnostics page on a django-push hub (``PUSH_HUB_DIAGNOSTICS``),
+        reachable with its secret only; ``None`` without a secret or before it is saved."""
+        if self._state.adding:
+            return None
+        return diagnostics.page_url(self.hub, self.topic, self.callback_url, self.secret)
 
     @property
     def poll_interval(self) -> int | None:
