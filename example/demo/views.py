@@ -94,6 +94,8 @@ def state(request: HttpRequest) -> JsonResponse:
                 "last_poll": subscription.last_poll_at and subscription.last_poll_at.isoformat(),
                 # Seconds since the renewal or reconciliation task last ran.
                 "heartbeat": subscriber_heartbeat.age(),
+                # The hub's page for this subscription, reachable with its secret only.
+                "diagnostics": subscription.diagnostics_url(),
             },
             "notifications": [
                 {

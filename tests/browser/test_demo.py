@@ -120,6 +120,14 @@ def test_publish_and_watch_the_notification_arrive(demo):
         expect(page.locator("#notifications li.notification", has_text=title)).to_have_count(1)
         expect(page.locator("#hub-contents")).to_have_text("1")  # no new fetch, no new content
         page.screenshot(path=str(OUTPUT / "demo.png"), full_page=True)
+        # The hub's diagnostics page for the subscription (PUSH_HUB_DIAGNOSTICS), through the
+        # link the subscriber computes from its secret.
+        link = page.locator("#diagnostics-link")
+        expect(link).to_be_visible(timeout=5_000)
+        diagnostics = browser.new_page()
+        diagnostics.goto(link.get_attribute("href") or "")
+        expect(diagnostics.locator("#state")).to_have_text("active")
+        expect(diagnostics.locator("tr.delivery .status").first).to_have_text("delivered")
         browser.close()
     print(f"notification shown {elapsed:.2f} s after Publish was pressed")
     (OUTPUT / "demo-latency.txt").write_text(f"{elapsed:.3f}\n")
