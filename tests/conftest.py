@@ -142,7 +142,8 @@ def start_workers(mode, live_server, *, purge=True, **env):
 
         if purge:
             django_rq.get_queue("default").empty()
-        command = ["rqworker", "--with-scheduler", "--job-class", "django_tasks_rq.Job", "default"]
+        command = ["rqworker", "--with-scheduler", "--job-class", "django_tasks_rq.Job"]
+        command += ["--worker-class", "tests.rq_worker.QuietWorker", "default"]
     elif mode == "celery":
         from tests.celery_app import app
 

@@ -37,13 +37,14 @@ def run_queued() -> int:
 def _run_rq() -> int:
     import django_rq
     from django_tasks_rq import Job
-    from rq import SimpleWorker
     from rq.registry import FailedJobRegistry
+
+    from tests.rq_worker import QuietSimpleWorker
 
     queue = django_rq.get_queue("default", job_class=Job)
     failed = FailedJobRegistry(queue=queue)
     already_failed = set(failed.get_job_ids())
-    worker = SimpleWorker([queue], connection=queue.connection, job_class=Job)
+    worker = QuietSimpleWorker([queue], connection=queue.connection, job_class=Job)
     worker.work(burst=True, logging_level="WARNING")
     for job_id in set(failed.get_job_ids()) - already_failed:
         job = Job.fetch(job_id, connection=queue.connection)
