@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import hub_fanout  # bench/, next to this file: its hub set-up is shared
+
 BODY = b"<feed>" + b"x" * 2000 + b"</feed>"
 RUNS = ("baseline", "breaker on", "breaker off")
 
@@ -64,30 +66,8 @@ def serve(ports: multiprocessing.Queue, healthy, last, failed) -> None:  # type:
 
 
 def setup_django(db_path: Path) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": str(db_path),
-                "OPTIONS": {
-                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                    "transaction_mode": "IMMEDIATE",
-                },
-            }
-        },
-        INSTALLED_APPS=["django.contrib.contenttypes", "django_push.hub"],
-        USE_TZ=True,
-        PUSH_HUB_ALLOW_PRIVATE_ADDRESSES=True,
-        PUSH_HUB_TOPICS=["http://publisher.test/"],
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    """The in-process fan-out bench's hub (SQLite in WAL, migrated), with quiet logs."""
+    hub_fanout.setup_django(db_path)
     # One warning per failed delivery would time the console, not the hub.
     logging.getLogger("django_push").setLevel(logging.CRITICAL)
 

@@ -247,9 +247,9 @@ def check_hub_settings(
         *_check_signature_algorithm(),
         *_check_topics(),
         *_check_feed_diffs(),
-        *_check_fetch_switches(),
-        *_check_hub_switches(),
-        *_check_diagnostics(),
+        *_check_switches("E111", "PUSH_HUB_CONDITIONAL_FETCH", "PUSH_HUB_FETCH_AUDIENCE"),
+        *_check_switches("E110", "PUSH_HUB_SEQUENCE_HEADER", "PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE"),
+        *_check_switches("E112", "PUSH_HUB_DIAGNOSTICS", "PUSH_HUB_TOPIC_DIAGNOSTICS"),
         *_check_hub_numbers(),
         *_check_direct_publish(),
         *_check_breaker(),
@@ -333,10 +333,11 @@ def _check_feed_diffs() -> list[CheckMessage]:
     ]
 
 
-def _check_diagnostics() -> list[CheckMessage]:
+def _check_switches(check_id: str, *names: str) -> list[CheckMessage]:
+    """Settings that are on or off: each must be ``True`` or ``False``."""
     return [
-        Error(f"{name} must be True or False, not {value!r}.", id="django_push.E112")
-        for name in ("PUSH_HUB_DIAGNOSTICS", "PUSH_HUB_TOPIC_DIAGNOSTICS")
+        Error(f"{name} must be True or False, not {value!r}.", id=f"django_push.{check_id}")
+        for name in names
         if not isinstance(value := getattr(conf, name), bool)
     ]
 
@@ -356,30 +357,6 @@ HUB_NUMBERS = {
     "PUSH_HUB_VERIFY_TIMEOUT": False,
     "PUSH_HUB_HEALTH_MAX_AGE": True,
 }
-
-
-def _check_fetch_switches() -> list[CheckMessage]:
-    switches: dict[str, object] = {
-        "PUSH_HUB_CONDITIONAL_FETCH": conf.PUSH_HUB_CONDITIONAL_FETCH,
-        "PUSH_HUB_FETCH_AUDIENCE": conf.PUSH_HUB_FETCH_AUDIENCE,
-    }
-    return [
-        Error(f"{name} must be True or False, not {value!r}.", id="django_push.E111")
-        for name, value in switches.items()
-        if not isinstance(value, bool)
-    ]
-
-
-def _check_hub_switches() -> list[CheckMessage]:
-    switches: dict[str, object] = {  # whatever was set
-        "PUSH_HUB_SEQUENCE_HEADER": conf.PUSH_HUB_SEQUENCE_HEADER,
-        "PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE": conf.PUSH_HUB_SEND_LATEST_ON_SUBSCRIBE,
-    }
-    return [
-        Error(f"{name} must be True or False, not {value!r}.", id="django_push.E110")
-        for name, value in switches.items()
-        if not isinstance(value, bool)
-    ]
 
 
 def _check_hub_numbers() -> list[CheckMessage]:
