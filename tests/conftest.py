@@ -25,8 +25,10 @@ def serialize_shared_sqlite():
     another: reproduced with four threads running the same ``SELECT``, about 10 wrong
     results in 80,000). It happened here when the hub's fan-out called back the live server
     concurrently: a subscriber's lookup found nothing and answered 410. Deployed sites have
-    a connection per thread; this lock gives the shared one the same safety. File and
-    PostgreSQL databases are left alone.
+    a connection per thread. This lock makes each statement and fetch on the shared one
+    safe; its transaction state stays shared (two threads' ``atomic()`` blocks nest), which
+    is why some modules still set ``PUSH_HUB_CONCURRENCY = 1``. File and PostgreSQL
+    databases are left alone.
     """
     import threading
 
