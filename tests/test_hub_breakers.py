@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from django_push import checks
 from django_push.hub import fanout, health
-from django_push.hub.breakers import HostBreaker, host_of
+from django_push.hub.breakers import HELD, HostBreaker, host_of
 from django_push.hub.models import Content, Delivery, HubSubscription
 from django_push.hub.tasks import fanout_task, publish_task
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
@@ -122,6 +122,99 @@ def test_a_failing_host_is_held_then_probed_and_nothing_is_lost(server, hosts, b
     for server_ in (good, other):
         assert all(got == [b"first", b"second"] for got in bodies(server_).values())
     assert Content.objects.filter(finished_at__isnull=True).count() == 0
+
+
+def test_a_fanout_holds_a_failing_host_before_its_breaker_is_counted(
+    server, hosts, breaker, settings
+):
+    # One batch of 90: the breaker's row is counted only when the batch is recorded, after
+    # every delivery in it was sent. The fan-out's own count stops sending to the failing
+    # host once the rule holds (10 failures), within the batch.
+    settings.PUSH_HUB_BATCH_SIZE = 90
+    good, other, bad = hosts
+    topic = server.url + "/topic"
+    for n in range(90):
+        subscribe(f"{(good, other, bad)[n % 3].url}/cb/{n}", topic)
+    publish(server, b"first")
+
+    assert len(posts(good)) == len(posts(other)) == 30
+    tried = len(posts(bad))
+    assert 10 <= tried <= 10 + 5  # the minimum, and what was in flight (concurrency 5)
+    row = HostBreaker.objects.get(host=host_of(bad.url))
+    assert (row.state, row.opens, row.failed, row.sent) == ("open", 1, 0, 0)
+    # The rest wait, unattempted, until the breaker the batch's record opened ends.
+    held = Delivery.objects.filter(attempts=0, status=Delivery.Status.PENDING)
+    assert held.count() == 30 - tried
+    assert {d.next_attempt_at for d in held} == {row.open_until}
+    assert all(d.last_error.startswith("held: the circuit breaker") for d in held)
+    assert Delivery.objects.filter(attempts=1).count() == tried
+
+
+def test_a_trip_its_breaker_does_not_confirm_is_sent_at_once(server, breaker, settings):
+    # The host answered well so often this window that its breaker stays closed: what the
+    # fan-out held for it is due at once, and sent by the same fan-out's retry path.
+    settings.PUSH_HUB_BATCH_SIZE = 30
+    topic = server.url + "/topic"
+    server.default = Reply(500)
+    HostBreaker.objects.create(host=host_of(server.url), sent=1000, failed=0)
+    for n in range(30):
+        subscribe(f"{server.url}/cb/{n}", topic)
+    store(topic, b"x")
+    fanout.fanout()
+
+    assert sorted(r.path for r in posts(server)) == sorted(f"/cb/{n}" for n in range(30))
+    assert HostBreaker.objects.get().state == "closed"
+    rows = Delivery.objects.all()
+    assert rows.count() == 30
+    assert all((d.status, d.attempts, d.last_status) == ("pending", 1, 500) for d in rows)
+
+
+def test_held_rows_owe_the_newest_content_in_place(server, breaker):
+    # While a breaker stays open, each publish moves its host's held rows to the newer
+    # content (one UPDATE) instead of deleting and making them again.
+    topic = server.url + "/topic"
+    until = timezone.now() + datetime.timedelta(seconds=600)
+    HostBreaker.objects.create(host=host_of(server.url), open_until=until)
+    for n in range(10):
+        subscribe(f"{server.url}/cb/{n}", topic)
+    first = store(topic, b"first")
+    fanout.fanout()
+    before = dict(Delivery.objects.values_list("subscription_id", "pk"))
+    assert len(before) == 10
+    assert set(Delivery.objects.values_list("content_id", flat=True)) == {first.pk}
+
+    second = store(topic, b"second")
+    fanout.fanout()
+    assert dict(Delivery.objects.values_list("subscription_id", "pk")) == before
+    assert set(Delivery.objects.values_list("content_id", flat=True)) == {second.pk}
+    assert set(Delivery.objects.values_list("next_attempt_at", flat=True)) == {until}
+    assert posts(server) == []
+
+    # Two held rows of one subscription (recorded by two workers at once) become one.
+    sub = HubSubscription.objects.order_by("pk").first()
+    assert sub is not None
+    Delivery.objects.create(
+        content=first,
+        subscription=sub,
+        next_attempt_at=until,
+        last_error=HELD.format(host=host_of(server.url)),
+    )
+    third = store(topic, b"third")
+    fanout.fanout()
+    assert Delivery.objects.filter(subscription=sub).count() == 1
+    assert Delivery.objects.count() == 10
+    assert set(Delivery.objects.values_list("content_id", flat=True)) == {third.pk}
+
+    # A held row another worker claimed is left to it; the newer content gets a row of
+    # its own, and the claimed one is superseded when its worker records it.
+    claimed = Delivery.objects.get(subscription=sub)
+    Delivery.objects.filter(pk=claimed.pk).update(
+        claim="x" * 32, claimed_until=timezone.now() + datetime.timedelta(seconds=60)
+    )
+    fourth = store(topic, b"fourth")
+    fanout.fanout()
+    mine = Delivery.objects.filter(subscription=sub, content=fourth)
+    assert mine.count() == 1 and mine.get().pk != claimed.pk
 
 
 def test_a_held_retry_keeps_its_attempts_and_its_horizon(server, breaker):

@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import functools
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Protocol, Self
 from urllib.parse import urlsplit
@@ -117,8 +118,7 @@ class HostBreaker(models.Model):
         self.sent += sent
         self.failed += failed
         self.last_error = error or self.last_error
-        minimum = conf.PUSH_HUB_BREAKER_MIN_DELIVERIES
-        if self.sent >= minimum and self.failed >= conf.PUSH_HUB_BREAKER_FAILURE_RATIO * self.sent:
+        if trips(self.sent, self.failed):
             logger.warning(
                 "Circuit breaker of %s opened: %s of its %s deliveries failed (%s)",
                 self.host,
@@ -137,6 +137,57 @@ class HostBreaker(models.Model):
         self.window_started_at, self.last_error = now, error or self.last_error
 
 
+def trips(sent: int, failed: int) -> bool:
+    """The breaker's rule: at least ``PUSH_HUB_BREAKER_MIN_DELIVERIES`` sent, and at least
+    ``PUSH_HUB_BREAKER_FAILURE_RATIO`` of them failed."""
+    return (
+        sent >= conf.PUSH_HUB_BREAKER_MIN_DELIVERIES
+        and failed >= conf.PUSH_HUB_BREAKER_FAILURE_RATIO * sent
+    )
+
+
+def open_until(hosts: Iterable[str], now: datetime.datetime) -> dict[str, datetime.datetime]:
+    """When the open breakers of ``hosts`` end (one query)."""
+    rows = HostBreaker.objects.filter(host__in=list(hosts), open_until__gt=now)
+    return {host: until for host, until in rows.values_list("host", "open_until") if until}
+
+
+class Trips:
+    """One fan-out's own count of what its deliveries to each host did. A fan-out sends a
+    batch while it records the one before, so a host's breaker opens a batch late; a host
+    that fails as the breaker's rule says (:func:`trips`) within the fan-out is tripped at
+    once instead: the fan-out's next first attempts to it are held, for
+    ``PUSH_HUB_BREAKER_OPEN_SECONDS`` at most. Counts start again each
+    ``PUSH_HUB_BREAKER_WINDOW``. The record of a tripped delivery holds it until the host's
+    breaker ends, or makes it due at once if the breaker stayed closed."""
+
+    def __init__(self) -> None:
+        self.window = conf.PUSH_HUB_BREAKER_WINDOW
+        self.open_seconds = conf.PUSH_HUB_BREAKER_OPEN_SECONDS
+        self.counts: dict[str, tuple[float, int, int]] = {}  # host: (since, sent, failed)
+        self.tripped: dict[str, float] = {}  # host: until (monotonic)
+
+    def holds(self, host: str) -> bool:
+        until = self.tripped.get(host)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self.tripped[host]
+        return False
+
+    def count(self, host: str, failed: bool) -> None:
+        now = time.monotonic()
+        since, sent, failures = self.counts.get(host, (now, 0, 0))
+        if since < now - self.window:
+            since, sent, failures = now, 0, 0
+        sent, failures = sent + 1, failures + failed
+        self.counts[host] = (since, sent, failures)
+        if failed and trips(sent, failures) and host not in self.tripped:
+            self.tripped[host] = now + self.open_seconds
+            self.counts[host] = (now, 0, 0)
+
+
 # Fields :meth:`HostBreaker.count` changes.
 COUNTED = ["window_started_at", "sent", "failed", "open_until", "opened_at", "opens", "last_error"]
 
@@ -151,13 +202,13 @@ class _Outcome(Protocol):
     def job(self) -> _Job: ...
 
     @property
-    def ok(self) -> bool: ...
-
-    @property
     def status(self) -> int | None: ...
 
     @property
     def error(self) -> str: ...
+
+    @property
+    def failed(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -214,10 +265,9 @@ def tally(watched: frozenset[str], outcomes: Iterable[_Outcome], now: datetime.d
     errors: dict[str, str] = {}
     for outcome in outcomes:
         host = host_of(outcome.job.callback)
-        failed = not outcome.ok and outcome.status != 410  # retried: a 410 is an answer
         sent, failures = counts.get(host, (0, 0))
-        counts[host] = (sent + 1, failures + failed)
-        if failed:
+        counts[host] = (sent + 1, failures + outcome.failed)
+        if outcome.failed:
             errors[host] = outcome.error or f"HTTP {outcome.status}"
     hosts = sorted(host for host, (_, failed) in counts.items() if failed or host in watched)
     if not hosts:

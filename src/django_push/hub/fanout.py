@@ -58,10 +58,21 @@ class Outcome:
     status: int | None
     error: str = ""
     held_until: datetime.datetime | None = None  # not sent: its host's breaker is open
+    tripped: bool = False  # not sent: its host failed too often in this fan-out
 
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def failed(self) -> bool:
+        """Sent and to be sent again (a 410 is an answer: the subscription ends)."""
+        return not self.ok and self.status != 410 and not self.held
+
+    @property
+    def held(self) -> bool:
+        """Not sent, for its host's breaker."""
+        return self.held_until is not None or self.tripped
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,21 +247,24 @@ async def afanout(
         senders = Senders(session, limit, prepared, guard)
         try:
             batch, loaded = await turn(None, size, content_id, token, set(), spread)
-            while batch.jobs:
-                prepared.update(loaded)
-                sending = senders.submit(batch.jobs, batch.breakers.held)
+            while batch.jobs or previous is not None:
+                sending = None
+                if batch.jobs:
+                    prepared.update(loaded)
+                    sending = senders.submit(batch.jobs, batch.breakers.held)
                 done = None
                 if previous is not None:
                     done = (previous[0], await previous[1])
                     sent, delivered = _count(done[1], sent, delivered)
                 if batch.more:
                     spread = None  # once per fan-out: the worker it starts spreads further
-                previous = (batch, sending)
-                batch, loaded = await turn(done, size, content_id, "", set(prepared), spread)
-            if previous is not None:
-                done = (previous[0], await previous[1])
-                sent, delivered = _count(done[1], sent, delivered)
-                await turn(done, 0, content_id, "", set(prepared))
+                # The last record claims again only if it may have made work due at once:
+                # deliveries this fan-out held for a host whose breaker then stayed closed.
+                more = sending is not None or (done is not None and any(o.tripped for o in done[1]))
+                previous = (batch, sending) if sending is not None else None
+                batch, loaded = await turn(
+                    done, size if more else 0, content_id, "", set(prepared), spread
+                )
         finally:
             await senders.close()
     return sent, delivered
@@ -319,6 +333,7 @@ class Senders:
     ) -> None:
         self.session, self.prepared, self.guard = session, prepared, guard
         self.algorithm = conf.PUSH_HUB_SIGNATURE_ALGORITHM
+        self.trips = breakers.Trips() if conf.PUSH_HUB_BREAKER else None
         self.queue: asyncio.Queue[tuple[Job, _Collected] | None] = asyncio.Queue()
         self.workers = [asyncio.ensure_future(self._work()) for _ in range(limit)]
 
@@ -346,11 +361,18 @@ class Senders:
     async def _work(self) -> None:
         while (item := await self.queue.get()) is not None:
             job, collected = item
+            host = breakers.host_of(job.callback) if self.trips else ""
+            if self.trips and job.pk is None and self.trips.holds(host):
+                error = breakers.HELD.format(host=host)
+                collected.add(Outcome(job, None, error, tripped=True))
+                continue
             try:
                 outcome = await self._send(job)
             except Exception as exc:  # a bug, not a failed delivery: the fan-out fails
                 collected.fail(exc)
             else:
+                if self.trips:
+                    self.trips.count(host, outcome.failed)
                 collected.add(outcome)
 
     async def _send(self, job: Job) -> Outcome:
@@ -389,14 +411,32 @@ class _Collected:
 
 
 def record(batch: Batch, outcomes: list[Outcome]) -> None:
-    """Write back what happened to a sent batch: a range or retries; then count it on the
-    breakers of its hosts."""
+    """Count a sent batch on the breakers of its hosts, then write back what happened to
+    it: a range or retries."""
+    now = timezone.now()
+    breakers.tally(batch.breakers.watched, [o for o in outcomes if not o.held], now)
+    outcomes = _hold_tripped(outcomes, now)
     if batch.span is not None:
         record_range(batch, outcomes)
     else:
         record_retries(batch, outcomes)
-    sent = [outcome for outcome in outcomes if outcome.held_until is None]
-    breakers.tally(batch.breakers.watched, sent, timezone.now())
+
+
+def _hold_tripped(outcomes: list[Outcome], now: datetime.datetime) -> list[Outcome]:
+    """The deliveries the fan-out held for a host it saw failing are held until that host's
+    breaker ends, or due at once where it is closed: the retry path sends them under it."""
+    hosts = {breakers.host_of(outcome.job.callback) for outcome in outcomes if outcome.tripped}
+    if not hosts:
+        return outcomes
+    until = breakers.open_until(hosts, now)
+    return [
+        dataclasses.replace(
+            outcome, held_until=until.get(breakers.host_of(outcome.job.callback), now)
+        )
+        if outcome.tripped
+        else outcome
+        for outcome in outcomes
+    ]
 
 
 def _split(
@@ -404,11 +444,10 @@ def _split(
 ) -> tuple[list[int], list[Outcome], list[int], list[Outcome]]:
     """(subscriptions delivered, outcomes failed but 410, subscriptions gone, outcomes held
     by a breaker)."""
-    held = [outcome for outcome in outcomes if outcome.held_until is not None]
-    sent = [outcome for outcome in outcomes if outcome.held_until is None]
-    ok = [outcome.job.subscription_id for outcome in sent if outcome.ok]
-    failed = [outcome for outcome in sent if not outcome.ok and outcome.status != 410]
-    gone = [outcome.job.subscription_id for outcome in sent if outcome.status == 410]
+    held = [outcome for outcome in outcomes if outcome.held]
+    ok = [outcome.job.subscription_id for outcome in outcomes if outcome.ok]
+    failed = [outcome for outcome in outcomes if outcome.failed]
+    gone = [outcome.job.subscription_id for outcome in outcomes if outcome.status == 410]
     return ok, failed, gone, held
 
 
@@ -438,8 +477,10 @@ def record_range(batch: Batch, outcomes: list[Outcome]) -> None:
         if failed or held:
             _owe_again(failed, held, now)
         if Delivery.objects.retrying():  # else nothing can be superseded: one indexed probe
-            again = ok + [outcome.job.subscription_id for outcome in failed + held]
-            _count_superseded(Delivery.objects.filter(subscription_id__in=again).drop_obsolete())
+            # The range's subscriptions lie between its first and last (others of the pks
+            # between are not of this topic: what they have obsolete may go with them).
+            ids = [outcome.job.subscription_id for outcome in outcomes]
+            _count_superseded(Delivery.objects.drop_obsolete_between(min(ids), max(ids)))
         Content(pk=batch.content_id).finish_if_done()
     metrics.count_deliveries(outcomes, len(gone), now)
 
@@ -461,22 +502,21 @@ def _gone(subscription_ids: list[int]) -> None:
 
 def _owe_again(failed: list[Outcome], held: list[Outcome], now: datetime.datetime) -> None:
     """Delivery rows for the failures of a range, after their first attempt, and for its
-    deliveries held by a breaker, not attempted yet (due when it ends); a subscription
-    removed meanwhile (unsubscribed, expired) gets none."""
+    deliveries held by a breaker, not attempted yet (due when it ends; a held row of an
+    older content owes this one instead); a subscription removed meanwhile (unsubscribed,
+    expired) gets none."""
     wanted = HubSubscription.objects.filter(pk__in=[o.job.subscription_id for o in failed + held])
     if connection.features.has_select_for_update:
         wanted = wanted.select_for_update()  # kept until the rows referring to them exist
     alive = set(wanted.values_list("pk", flat=True))
-    rows = [
-        Delivery(
-            content_id=outcome.job.content_id,
-            subscription_id=outcome.job.subscription_id,
-            next_attempt_at=outcome.held_until or now,
-            last_error=outcome.error,
-        )
-        for outcome in held
-        if outcome.job.subscription_id in alive
-    ]
+    by_until: dict[tuple[int, datetime.datetime, str], list[int]] = {}
+    for outcome in held:
+        if outcome.job.subscription_id in alive:
+            key = (outcome.job.content_id, outcome.held_until or now, outcome.error)
+            by_until.setdefault(key, []).append(outcome.job.subscription_id)
+    for (content_id, until, error), ids in by_until.items():
+        Delivery.objects.owe_held(content_id, ids, until, error)
+    rows = []
     gave_up = []
     for outcome in failed:
         if outcome.job.subscription_id not in alive:

@@ -762,6 +762,55 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         retries = self.filter(_waiting(), status=Delivery.Status.PENDING)
         return retries.filter(content__feed_diff__isnull=True).filter(models.Exists(newer))
 
+    def owe_held(
+        self,
+        content_id: int,
+        subscription_ids: list[int],
+        until: datetime.datetime,
+        error: str,
+    ) -> None:
+        """Owe the content ``content_id`` to these subscriptions, held by a breaker until
+        ``until`` with ``error`` (a first attempt, not tried). A subscription that waits
+        with a held row of an older content already has that row moved to this one (the
+        newer supersedes it, as :meth:`obsolete` says; neither is a feed diff); the others
+        get a row. So while a breaker stays open, each publish updates its host's rows.
+
+        Two statements whatever the count, in SQL written here: in the breaker benchmark's
+        profile, compiling the ORM's statements and making its instances cost more than
+        the writes. The caller makes sure the subscriptions exist (and locks them)."""
+        if not subscription_ids:
+            return
+        from django_push.hub.breakers import HELD
+
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        table, content, subscription = (
+            quote(model._meta.db_table) for model in (Delivery, Content, HubSubscription)
+        )
+        ids = ", ".join(["%s"] * len(subscription_ids))
+        diff = f"SELECT 1 FROM {content} c WHERE c.feed_diff IS NOT NULL AND c.id ="  # noqa: S608
+        move = (
+            f"UPDATE {table} SET content_id = %s, next_attempt_at = %s, last_error = %s "  # noqa: S608
+            f"WHERE id IN (SELECT MIN(o.id) FROM {table} o WHERE o.subscription_id IN ({ids}) "
+            "AND o.status = 'pending' AND o.attempts = 0 AND o.last_error LIKE %s "
+            "AND o.content_id < %s AND (o.claimed_until IS NULL OR o.claimed_until < %s) "
+            f"AND NOT EXISTS ({diff} o.content_id) GROUP BY o.subscription_id) "
+            f"AND NOT EXISTS ({diff} %s)"
+        )
+        add = (
+            f"INSERT INTO {table} (content_id, subscription_id, status, attempts, "  # noqa: S608
+            f"next_attempt_at, claim, last_error) SELECT %s, s.id, 'pending', 0, %s, '', %s "
+            f"FROM {subscription} s WHERE s.id IN ({ids}) AND NOT EXISTS (SELECT 1 FROM "
+            f"{table} o WHERE o.subscription_id = s.id AND o.content_id = %s "
+            "AND o.status = 'pending')"
+        )
+        adapt = connection.ops.adapt_datetimefield_value
+        held, now = HELD.split("{")[0] + "%", adapt(timezone.now())
+        values = [content_id, adapt(until), error]
+        with connection.cursor() as cursor:
+            cursor.execute(move, [*values, *subscription_ids, held, content_id, now, content_id])
+            cursor.execute(add, [*values, *subscription_ids, content_id])
+
     def untried(self) -> DeliveryQuerySet:
         """Due deliveries never tried: owed on subscribe, or sent again."""
         return self.due().filter(attempts=0)
@@ -788,6 +837,30 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def drop_obsolete(self) -> int:
         """Delete the obsolete ones of these; returns how many."""
         return int(self.obsolete().delete()[1].get(Delivery._meta.label, 0))
+
+    def drop_obsolete_between(self, first: int, last: int) -> int:
+        """:meth:`drop_obsolete` of the rows of the subscriptions ``first`` to ``last`` (by
+        pk), after each range the fan-out records; returns how many. Its statement is
+        compiled once per database, then reused: compiling it cost more than running it."""
+        key = self.db
+        if key not in _DROP_BETWEEN:
+            between = {"subscription_id__gte": _FIRST, "subscription_id__lte": _LAST}
+            query = Delivery.objects.using(key).filter(**between).obsolete().values("pk").query
+            sql, params = query.get_compiler(using=key).as_sql()
+            if list(params).count(_FIRST) != 1 or list(params).count(_LAST) != 1:
+                raise RuntimeError(f"unexpected parameters: {params}")  # pragma: no cover
+            table = connections[key].ops.quote_name(Delivery._meta.db_table)
+            _DROP_BETWEEN[key] = (f"DELETE FROM {table} WHERE id IN ({sql})", list(params))  # noqa: S608
+        sql, params = _DROP_BETWEEN[key]
+        values = {_FIRST: first, _LAST: last}
+        with connections[key].cursor() as cursor:
+            cursor.execute(sql, [values.get(p, p) if isinstance(p, int) else p for p in params])
+            return max(int(cursor.rowcount), 0)
+
+
+# drop_obsolete_between's statement per database, compiled with these in place of its bounds.
+_DROP_BETWEEN: dict[str, tuple[str, list[Any]]] = {}
+_FIRST, _LAST = -7_340_011, -7_340_017
 
 
 class Delivery(models.Model):
