@@ -6,9 +6,11 @@ host, plus ``--failing`` on the failing one (their ids interleaved, so every bat
 both). Reported: the time from a publish until the last healthy delivery arrived, in three
 runs: without the failing host (baseline), with it and the breaker on, with it and the
 breaker off. The first publish of a run opens the breaker; the later ones are sent while it
-is open. Runs alternate in order, round after round; medians are reported.
+is open. Runs alternate in order, round after round; medians are reported. Last, the failing
+host recovers: its breaker's open period ends, the retries run, and each of its subscribers
+is checked to have received the newest content exactly once (nothing lost, nothing twice).
 
-    .venv/test-django6-py3.12/bin/python bench/hub_breaker.py [--rounds 3] [--publishes 4]
+    .venv/test-django6-py3.12/bin/python bench/hub_breaker.py [--rounds 20] [--publishes 4]
 
 (``scripts/test`` makes that environment.) Target: the healthy hosts' time with the failing
 host, breaker on, no more than 10 % above the baseline.
@@ -24,6 +26,7 @@ import multiprocessing
 import statistics
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import hub_fanout  # bench/, next to this file: its hub set-up is shared
@@ -32,8 +35,10 @@ BODY = b"<feed>" + b"x" * 2000 + b"</feed>"
 RUNS = ("baseline", "breaker on", "breaker off")
 
 
-def serve(ports: multiprocessing.Queue, healthy, last, failed) -> None:  # type: ignore[type-arg,no-untyped-def]
-    """The two hosts: counts, and the arrival time of the last healthy delivery."""
+def serve(ports: multiprocessing.Queue, healthy, last, failed, got) -> None:  # type: ignore[type-arg,no-untyped-def]
+    """The two hosts: counts, and the arrival time of the last healthy delivery. Once the
+    failing host has recovered (``got.recovered``), it answers 204 and keeps, per
+    subscriber, the publish number of each body it receives."""
     from aiohttp import web
 
     async def ok(request: web.Request) -> web.Response:
@@ -44,7 +49,12 @@ def serve(ports: multiprocessing.Queue, healthy, last, failed) -> None:  # type:
         return web.Response(status=204)
 
     async def fail(request: web.Request) -> web.Response:
-        await request.read()
+        body = await request.read()
+        if got.recovered.value:
+            n = int(request.match_info["n"])
+            got.received[n] += 1
+            got.newest[n] = int(body.rsplit(b"</feed>", 1)[1])
+            return web.Response(status=204)
         with failed.get_lock():
             failed.value += 1
         return web.Response(status=500)
@@ -96,8 +106,6 @@ def subscribe(topic: str, healthy: str, failing: str, args: argparse.Namespace) 
 def run(topic: str, args: argparse.Namespace, healthy, last) -> list[float]:  # type: ignore[no-untyped-def]
     """Publish ``args.publishes`` times; seconds until the last healthy delivery, each."""
     from django_push.hub import intake
-    from django_push.hub.breakers import HostBreaker
-    from django_push.hub.models import Content
     from django_push.hub.tasks import start_fanout
 
     times = []
@@ -111,23 +119,67 @@ def run(topic: str, args: argparse.Namespace, healthy, last) -> list[float]:  # 
         if healthy.value != target:
             raise SystemExit(f"{healthy.value - target + args.healthy} of {args.healthy} arrived")
         times.append(last.value - started)
-    Content.objects.all().delete()  # their delivery rows go with them
-    HostBreaker.objects.all().delete()
     return times
+
+
+def clear() -> None:
+    """Forget a run's contents (their delivery rows go with them) and breakers."""
+    from django_push.hub.breakers import HostBreaker
+    from django_push.hub.models import Content
+
+    Content.objects.all().delete()
+    HostBreaker.objects.all().delete()
+
+
+def recover(args: argparse.Namespace, got) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
+    """After a run with the breaker on: the failing host answers again, its open period
+    ends, and the retry path runs until nothing is pending. Every subscriber of the
+    failing host must then have received the newest content, once: the message, and
+    whether that holds."""
+    from django.utils import timezone
+
+    from django_push.hub.breakers import HostBreaker
+    from django_push.hub.fanout import fanout
+    from django_push.hub.models import Delivery
+
+    got.recovered.value = 1
+    for _ in range(100):
+        pending = Delivery.objects.filter(status=Delivery.Status.PENDING)
+        if not pending.exists():
+            break
+        pending.update(next_attempt_at=timezone.now())  # as if the open period had passed
+        HostBreaker.objects.open().update(open_until=timezone.now())
+        fanout()
+    newest = args.publishes - 1
+    lost = sum(1 for n in range(args.failing) if got.newest[n] != newest)
+    twice = sum(1 for n in range(args.failing) if got.received[n] > 1)
+    left = Delivery.objects.exclude(status=Delivery.Status.DELIVERED).count()
+    message = (
+        f"recovery: {args.failing} subscribers of the failing host, {lost} without the newest "
+        f"content, {twice} sent to more than once, {left} deliveries not delivered"
+    )
+    return message, not (lost or twice or left)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--healthy", type=int, default=800)
     parser.add_argument("--failing", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--publishes", type=int, default=4)
     args = parser.parse_args()
 
     healthy, failed = multiprocessing.Value("q", 0), multiprocessing.Value("q", 0)
     last = multiprocessing.Value("d", 0.0)
+    got = types.SimpleNamespace(  # what the failing host receives once it recovered
+        recovered=multiprocessing.Value("b", 0),
+        received=multiprocessing.Array("i", args.failing),
+        newest=multiprocessing.Array("i", [-1] * args.failing),
+    )
     ports: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    server = multiprocessing.Process(target=serve, args=(ports, healthy, last, failed), daemon=True)
+    server = multiprocessing.Process(
+        target=serve, args=(ports, healthy, last, failed, got), daemon=True
+    )
     server.start()
     good, bad = (f"http://127.0.0.1:{port}" for port in ports.get(timeout=10))
 
@@ -159,6 +211,7 @@ def main() -> None:
                 topic = "http://publisher.test/" + ("alone" if name == "baseline" else "mixed")
                 before = failed.value
                 results[name].append(run(topic, args, healthy, last))
+                clear()
                 sent_to_failing[name].append(failed.value - before)
             print(
                 f"round {round_ + 1}: "
@@ -167,8 +220,14 @@ def main() -> None:
                     for name in RUNS
                 )
             )
+        settings.PUSH_HUB_BREAKER = True
+        run("http://publisher.test/mixed", args, healthy, last)
+        recovery = recover(args, got)
     server.terminate()
     report(results, sent_to_failing)
+    print(recovery[0])
+    if not recovery[1]:
+        raise SystemExit("the recovery lost or repeated deliveries")
 
 
 def report(results: dict[str, list[list[float]]], sent: dict[str, list[int]]) -> None:
