@@ -67,17 +67,23 @@ def all_due():
     HostBreaker.objects.open().update(open_until=past)
 
 
-def test_a_failing_host_is_held_then_probed_and_nothing_is_lost(server, hosts, breaker):
-    good, other, bad = hosts
+def publish_to_three_hosts(server, hosts):
+    """Publish to 90 subscribers, a third on each host; the healthy ones get all theirs.
+    Returns how many POSTs the failing host got."""
     topic = server.url + "/topic"
     for n in range(90):
-        subscribe(f"{(good, other, bad)[n % 3].url}/cb/{n}", topic)
+        subscribe(f"{hosts[n % 3].url}/cb/{n}", topic)
     publish(server, b"first")
+    good, other, bad = hosts
+    assert len(posts(good)) == len(posts(other)) == 30
+    return len(posts(bad))
 
+
+def test_a_failing_host_is_held_then_probed_and_nothing_is_lost(server, hosts, breaker):
+    good, other, bad = hosts
+    tried = publish_to_three_hosts(server, hosts)
     # The healthy hosts got everything; the failing one stopped getting anything once its
     # breaker opened, and its held deliveries wait without an attempt counted.
-    assert len(posts(good)) == len(posts(other)) == 30
-    tried = len(posts(bad))
     assert 10 <= tried < 30
     row = HostBreaker.objects.get(host=host_of(bad.url))
     assert (row.state, row.opens) == ("open", 1)
@@ -131,14 +137,8 @@ def test_a_fanout_holds_a_failing_host_before_its_breaker_is_counted(
     # every delivery in it was sent. The fan-out's own count stops sending to the failing
     # host once the rule holds (10 failures), within the batch.
     settings.PUSH_HUB_BATCH_SIZE = 90
-    good, other, bad = hosts
-    topic = server.url + "/topic"
-    for n in range(90):
-        subscribe(f"{(good, other, bad)[n % 3].url}/cb/{n}", topic)
-    publish(server, b"first")
-
-    assert len(posts(good)) == len(posts(other)) == 30
-    tried = len(posts(bad))
+    bad = hosts[2]
+    tried = publish_to_three_hosts(server, hosts)
     assert 10 <= tried <= 10 + 5  # the minimum, and what was in flight (concurrency 5)
     row = HostBreaker.objects.get(host=host_of(bad.url))
     assert (row.state, row.opens, row.failed, row.sent) == ("open", 1, 0, 0)
