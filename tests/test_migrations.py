@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 # The table exactly as django-push 1.1's 0001_initial created it.
 SCHEMA_11 = {
@@ -128,3 +129,33 @@ def test_rollback_to_11_keeps_the_rows_in_11s_table(at_11_schema):
     }
     assert len(rows) == 5
     assert ("http://hub/", "http://a/", True, "s1") in [(h, t, bool(v), s) for h, t, v, s in rows]
+
+
+def test_hub_0014_fills_the_diagnostics_key_of_existing_subscriptions(transactional_db):
+    # Subscriptions made before 0014 get the key their diagnostics page is looked up by
+    # (more than one of the migration's batches of 2,000).
+    from django_push.diagnostics import lookup_key
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("push_hub", "0013_host_breakers")])
+    old = executor.loader.project_state([("push_hub", "0013_host_breakers")]).apps
+    HubSubscription = old.get_model("push_hub", "HubSubscription")
+    HubSubscription.objects.bulk_create(
+        HubSubscription(
+            topic=f"http://publisher.test/{n % 7}",
+            callback=f"http://subscriber.test/cb/{n}",
+            lease_seconds=60,
+            expires_at=timezone.now(),
+        )
+        for n in range(2005)
+    )
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate([("push_hub", "0014_diagnostics")])
+        from django_push.hub.models import HubSubscription as Current
+
+        rows = Current.objects.values_list("topic", "callback", "diagnostics_key")
+        assert len(rows) == 2005
+        assert all(key == lookup_key(topic, callback) for topic, callback, key in rows)
+    finally:
+        call_command("migrate", verbosity=0)
