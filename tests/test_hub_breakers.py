@@ -377,3 +377,12 @@ def test_the_count_starts_again_after_the_window(server, breaker):
     row = HostBreaker.objects.get()
     assert (row.state, row.sent, row.failed) == ("closed", 2, 2)  # not 11 of 11: open
     assert row.window_started_at > long_ago
+
+
+def test_whole_table_statements_refuse_a_filtered_queryset():
+    # They would not apply the filter: refused rather than run on every row.
+    filtered = Delivery.objects.filter(pk=1)
+    with pytest.raises(TypeError, match="whole table"):
+        filtered.owe_held(1, [1], timezone.now(), "held")
+    with pytest.raises(TypeError, match="whole table"):
+        filtered.drop_obsolete_between(1, 2)

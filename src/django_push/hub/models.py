@@ -777,7 +777,9 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
 
         Two statements whatever the count, in SQL written here: in the breaker benchmark's
         profile, compiling the ORM's statements and making its instances cost more than
-        the writes. The caller makes sure the subscriptions exist (and locks them)."""
+        the writes. The caller makes sure the subscriptions exist (and locks them). On the
+        whole table: call it on ``Delivery.objects``."""
+        _whole_table(self)
         if not subscription_ids:
             return
         from django_push.hub.breakers import HELD
@@ -841,7 +843,9 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def drop_obsolete_between(self, first: int, last: int) -> int:
         """:meth:`drop_obsolete` of the rows of the subscriptions ``first`` to ``last`` (by
         pk), after each range the fan-out records; returns how many. Its statement is
-        compiled once per database, then reused: compiling it cost more than running it."""
+        compiled once per database, then reused: compiling it cost more than running it.
+        On the whole table: call it on ``Delivery.objects``."""
+        _whole_table(self)
         key = self.db
         if key not in _DROP_BETWEEN:
             between = {"subscription_id__gte": _FIRST, "subscription_id__lte": _LAST}
@@ -856,6 +860,12 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         with connections[key].cursor() as cursor:
             cursor.execute(sql, [values.get(p, p) if isinstance(p, int) else p for p in params])
             return max(int(cursor.rowcount), 0)
+
+
+def _whole_table(queryset: models.QuerySet[Any]) -> None:
+    """Refuse a filtered queryset for a statement that would not apply its filters."""
+    if queryset.query.has_filters():
+        raise TypeError("this method works on the whole table: call it on the manager")
 
 
 # drop_obsolete_between's statement per database, compiled with these in place of its bounds.
