@@ -21,6 +21,7 @@ from django.utils import timezone
 from django_push.checks import check_hub_settings
 from django_push.hub import heartbeat, tasks
 from django_push.hub.heartbeat import Heartbeat
+from tests.scrape import unlabelled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -147,22 +148,10 @@ def test_hub_stats_json_shows_the_heartbeat(settings):
 
 
 def test_metrics_show_the_heartbeat_age(live_server, settings):
-    from prometheus_client.parser import text_string_to_metric_families
-
     settings.PUSH_METRICS = True
-
-    def scrape():
-        with urllib.request.urlopen(live_server.url + "/metrics/") as response:
-            text = response.read().decode()
-        return {
-            sample.name: sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
-
-    assert heartbeat.METRIC not in scrape()  # never beat: no made-up age
+    assert heartbeat.METRIC not in unlabelled(live_server)  # never beat: no made-up age
     beat_ago(42)
-    assert 42 <= scrape()[heartbeat.METRIC] < 52
+    assert 42 <= unlabelled(live_server)[heartbeat.METRIC] < 52
 
 
 @pytest.mark.parametrize("value", [0, -1, "60", True, 900, 1000])

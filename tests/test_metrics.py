@@ -25,6 +25,7 @@ from django_push.metrics import collector
 from django_push.subscriber.models import Subscription
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.hub_rows import subscribe
+from tests.scrape import scrape
 from tests.servers import Reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_queue")]
@@ -38,19 +39,6 @@ def metered(settings, monkeypatch):
     settings.PUSH_METRICS = True
     monkeypatch.setattr(collector, "GAUGE_TTL", 0.0)
     collector.HubCollector.forget()
-
-
-def scrape(live_server):
-    """Every sample of the metrics view, fetched over HTTP: {(name, labels): value}."""
-    with urllib.request.urlopen(live_server.url + "/metrics/") as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain; version=")
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def value(samples, name, **labels):

@@ -19,6 +19,7 @@ from django_push.hub.heartbeat import Heartbeat
 from django_push.subscriber import heartbeat, tasks
 from django_push.subscriber.heartbeat import RenewalBeat
 from django_push.tasks import enqueue
+from tests.scrape import unlabelled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,22 +113,10 @@ def test_the_health_view_costs_one_primary_key_lookup(settings, django_assert_nu
 
 
 def test_metrics_show_the_beat_age(live_server, settings):
-    from prometheus_client.parser import text_string_to_metric_families
-
     settings.PUSH_METRICS = True
-
-    def scrape():
-        with urllib.request.urlopen(live_server.url + "/metrics/") as response:
-            text = response.read().decode()
-        return {
-            sample.name: sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
-
-    assert heartbeat.METRIC not in scrape()  # never beat: no made-up age
+    assert heartbeat.METRIC not in unlabelled(live_server)  # never beat: no made-up age
     beat_ago(42)
-    assert 42 <= scrape()[heartbeat.METRIC] < 52
+    assert 42 <= unlabelled(live_server)[heartbeat.METRIC] < 52
 
 
 # Run by the task backend: at once (immediate), or by real workers (PUSH_TEST_TASKS) -----
