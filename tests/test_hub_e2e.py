@@ -13,24 +13,25 @@ from django_push.hub.models import Content, HubSubscription, Ping
 from django_push.links import parse_links
 from django_push.publisher import ping_hub
 from django_push.subscriber.models import Subscription
-from django_push.subscriber.signals import updated
 from tests.conftest import wait_until
 from tests.hub_queue import hub_queue  # noqa: F401  (a fixture)
 from tests.hub_rows import counts
+from tests.receiving import receiving
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def notifications():
-    received = []
-
-    def receiver(sender, notification, request, links, **kwargs):
-        received.append((sender.pk, notification, request.headers, links))
-
-    updated.connect(receiver)
-    yield received
-    updated.disconnect(receiver)
+    with receiving(
+        lambda sender, notification, request, links, **_: (
+            sender.pk,
+            notification,
+            request.headers,
+            links,
+        )
+    ) as received:
+        yield received
 
 
 def test_subscribe_publish_receive_unsubscribe(site, notifications):

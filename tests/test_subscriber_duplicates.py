@@ -25,6 +25,7 @@ from django_push.subscriber.models import Subscription
 from django_push.subscriber.signals import updated
 from tests.hub_queue import hub_queue, run_queued  # noqa: F401  (hub_queue: a fixture)
 from tests.hub_rows import counts
+from tests.receiving import receiving
 from tests.servers import Reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_queue")]
@@ -56,14 +57,8 @@ def one_delivery_at_a_time(settings):
 
 @pytest.fixture
 def notifications():
-    received = []
-
-    def receiver(sender, notification, request, **kwargs):
-        received.append((sender.pk, notification))
-
-    updated.connect(receiver)
-    yield received
-    updated.disconnect(receiver)
+    with receiving(lambda sender, notification, **_: (sender.pk, notification)) as received:
+        yield received
 
 
 def subscription_pair(topic, hub="http://hub.example/", secret="s3cret"):

@@ -18,11 +18,11 @@ from django_push.hub.models import Delivery, HubSubscription
 from django_push.hub.publishing import publish_content
 from django_push.publisher import ping_hub
 from django_push.subscriber.models import Subscription
-from django_push.subscriber.signals import updated
 from django_push.subscriber.views import CallbackView
 from tests.conftest import wait_until
 from tests.hub_queue import run_queued
 from tests.hub_rows import subscribe as hub_subscribe
+from tests.receiving import receiving
 from tests.servers import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,14 +33,10 @@ HOUR = 3600
 
 @pytest.fixture
 def notifications():
-    received = []
-
-    def receiver(sender, notification, request, links, **kwargs):
-        received.append((notification, kwargs.get("polled", False)))
-
-    updated.connect(receiver)
-    yield received
-    updated.disconnect(receiver)
+    with receiving(
+        lambda sender, notification, polled=False, **_: (notification, polled)
+    ) as received:
+        yield received
 
 
 def feed(*versions):

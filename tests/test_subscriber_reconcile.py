@@ -18,6 +18,7 @@ from django_push.subscriber import reconcile
 from django_push.subscriber.models import Subscription
 from django_push.subscriber.signals import updated
 from django_push.subscriber.tasks import reconcile_task
+from tests.receiving import receiving
 from tests.servers import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,14 +53,10 @@ class Topic:
 
 @pytest.fixture
 def notifications():
-    received = []
-
-    def receiver(sender, notification, request, links, **kwargs):
-        received.append((sender.pk, notification, kwargs.get("polled", False)))
-
-    updated.connect(receiver)
-    yield received
-    updated.disconnect(receiver)
+    with receiving(
+        lambda sender, notification, polled=False, **_: (sender.pk, notification, polled)
+    ) as received:
+        yield received
 
 
 @pytest.fixture

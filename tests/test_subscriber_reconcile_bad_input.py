@@ -12,8 +12,8 @@ from django.utils import timezone
 from django_push.http import MAX_REDIRECTS
 from django_push.subscriber import reconcile
 from django_push.subscriber.models import Subscription
-from django_push.subscriber.signals import updated
 from tests.feeds import ATOM_TYPE, atom, billion_laughs
+from tests.receiving import receiving
 from tests.servers import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,14 +23,8 @@ FIFTY_MB = 50 * 1024 * 1024
 
 @pytest.fixture
 def notifications():
-    received = []
-
-    def receiver(sender, notification, **kwargs):
-        received.append((sender.topic, notification))
-
-    updated.connect(receiver)
-    yield received
-    updated.disconnect(receiver)
+    with receiving(lambda sender, notification, **_: (sender.topic, notification)) as received:
+        yield received
 
 
 def subscription(topic):

@@ -17,11 +17,11 @@ from django_push.hub.models import Delivery, HubSubscription
 from django_push.hub.tasks import sweep
 from django_push.publisher import ping_hub
 from django_push.subscriber.models import Subscription
-from django_push.subscriber.signals import updated
 from django_push.subscriber.tasks import reconcile_task
 from django_push.subscriber.views import CallbackView
 from tests.conftest import wait_until
 from tests.hub_queue import run_queued
+from tests.receiving import receiving
 from tests.servers import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,14 +31,10 @@ ATOM = "application/atom+xml; charset=utf-8"
 
 @pytest.fixture
 def notifications():
-    received = []
-
-    def receiver(sender, notification, request, links, **kwargs):
-        received.append((notification, kwargs.get("polled", False)))
-
-    updated.connect(receiver)
-    yield received
-    updated.disconnect(receiver)
+    with receiving(
+        lambda sender, notification, polled=False, **_: (notification, polled)
+    ) as received:
+        yield received
 
 
 def feed(version):

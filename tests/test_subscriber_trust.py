@@ -18,9 +18,9 @@ from django.utils import timezone
 from django_push.hub.models import HubSubscription, Intent
 from django_push.publisher import ping_hub
 from django_push.subscriber.models import Subscription
-from django_push.subscriber.signals import updated
 from tests.conftest import wait_until
 from tests.hub_queue import hub_queue  # noqa: F401  (a fixture)
+from tests.receiving import receiving
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOPIC = "http://example.com/feed"
@@ -28,14 +28,14 @@ TOPIC = "http://example.com/feed"
 
 @pytest.fixture
 def notifications():
-    received = []
-
-    def receiver(sender, notification, request, **kwargs):
-        received.append((sender.pk, notification, request.get_full_path()))
-
-    updated.connect(receiver)
-    yield received
-    updated.disconnect(receiver)
+    with receiving(
+        lambda sender, notification, request, **_: (
+            sender.pk,
+            notification,
+            request.get_full_path(),
+        )
+    ) as received:
+        yield received
 
 
 def fetch(url, data=None):
