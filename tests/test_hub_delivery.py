@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from django_push import signatures
 from django_push.hub import fanout, retry
+from django_push.hub.breakers import HostBreaker
 from django_push.hub.models import Content, Delivery, HubSubscription, Ping, Span
 from django_push.hub.tasks import fanout_task, publish_task, sweep, sweep_task
 from django_push.links import parse_links
@@ -327,9 +328,17 @@ def test_old_finished_records_are_pruned(server, settings):
     Ping.objects.create(topic="http://t/", hub_url=HUB_URL, status="fetched")
     Ping.objects.create(topic="http://t/", hub_url=HUB_URL, claimed_until=in_hand)
     Ping.objects.update(received_at=old)
+    # Circuit breakers: a closed one idle since the cutoff goes; an open one, and a closed
+    # one that counted since, stay.
+    HostBreaker.objects.create(host="idle.example:443", window_started_at=old)
+    HostBreaker.objects.create(host="down.example:443", window_started_at=old, open_until=old)
+    HostBreaker.objects.create(host="busy.example:443", failed=3)
     out = io.StringIO()
     call_command("hub_sweep", stdout=out)
-    assert "1 old content(s) and 2 old request(s) pruned" in out.getvalue()
+    pruned = "1 old content(s), 2 old request(s) and 1 idle host breaker(s) pruned"
+    assert pruned in out.getvalue()
     assert list(Content.objects.values_list("pk", flat=True)) == [pending.pk]
     assert Intent.objects.get().status == "pending"
     assert Ping.objects.get().status == "pending"
+    hosts = HostBreaker.objects.order_by("host").values_list("host", flat=True)
+    assert list(hosts) == ["busy.example:443", "down.example:443"]

@@ -56,6 +56,11 @@ class HostBreakerQuerySet(models.QuerySet["HostBreaker"]):
         recent = models.Q(window_started_at__gte=since, failed__gt=0)
         return self.filter(models.Q(open_until__isnull=False) | recent)
 
+    def idle_since(self, cutoff: datetime.datetime) -> Self:
+        """Closed breakers with no count since ``cutoff``: what the sweep prunes (a host that
+        fails again gets a new row)."""
+        return self.filter(open_until__isnull=True, window_started_at__lt=cutoff)
+
     def close(self) -> int:
         """Close these breakers: their hosts get deliveries again at once (the held ones
         when they fall due). Returns how many were open."""

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from django_push.conf import conf
 from django_push.hub import signals
+from django_push.hub.breakers import HostBreaker
 from django_push.hub.models import (
     Content,
     Delivery,
@@ -89,11 +90,11 @@ def hand_out_stale_deliveries() -> list[str]:
         tokens.append(token)
 
 
-def prune() -> tuple[int, int]:
+def prune() -> tuple[int, int, int]:
     """Delete what is older than ``PUSH_HUB_RETENTION`` and finished: contents whose fan-out
     is over with no pending delivery (their ranges and deliveries go with them), then decided
-    verifications, publish requests and spent signatures of direct publishes:
-    ``(contents, requests)``."""
+    verifications, publish requests and spent signatures of direct publishes, then closed
+    circuit breakers that counted nothing since: ``(contents, requests, breakers)``."""
     cutoff = timezone.now() - datetime.timedelta(seconds=conf.PUSH_HUB_RETENTION)
     old = (
         Content.objects.filter(fetched_at__lt=cutoff, finished_at__isnull=False)
@@ -105,7 +106,8 @@ def prune() -> tuple[int, int]:
     intents, _ = Intent.objects.finished_before(cutoff).delete()
     pings, _ = Ping.objects.finished_before(cutoff).delete()
     signatures = UsedPublishSignature.objects.prune(cutoff)
-    return contents, intents + pings + signatures
+    breakers, _ = HostBreaker.objects.idle_since(cutoff).delete()
+    return contents, intents + pings + signatures, breakers
 
 
 def expire_leases() -> int:

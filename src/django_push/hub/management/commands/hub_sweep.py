@@ -28,8 +28,9 @@ class Command(BaseCommand):
         )
         expired, enqueued = sweep()
         self.stdout.write(f"{expired} expired subscription(s) removed.")
-        contents, requests = prune()
+        contents, requests, breakers = prune()
         self.stdout.write(
-            f"{contents} old content(s) and {requests} old request(s) pruned (PUSH_HUB_RETENTION)."
+            f"{contents} old content(s), {requests} old request(s) and {breakers} idle host "
+            "breaker(s) pruned (PUSH_HUB_RETENTION)."
         )
         self.stdout.write(self.style.SUCCESS(f"{enqueued} task(s) enqueued."))
